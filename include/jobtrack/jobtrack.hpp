@@ -1,0 +1,6 @@
+#pragma once
+
+/// @file
+/// The umbrella header: everything jobtrack offers.
+
+#include "jobtrack/version.hpp"
