@@ -26,7 +26,7 @@ export JT_ROOT JT_JOBS
 # --- Debian packages: keep every list here and nowhere else. ----------------
 # Needed to configure and build the library and its examples.
 JT_PKGS_BASE=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake pkg-config git ca-certificates
   libasio-dev nlohmann-json3-dev catch2 libcpp-httplib-dev
 )
 # Needed by the test suite: clang + its runtimes (sanitizers, libFuzzer),
