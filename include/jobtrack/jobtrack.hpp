@@ -3,4 +3,7 @@
 /// @file
 /// The umbrella header: everything jobtrack offers.
 
+#include "jobtrack/errors.hpp"
+#include "jobtrack/executor.hpp"
+#include "jobtrack/future.hpp"
 #include "jobtrack/version.hpp"

@@ -1,0 +1,144 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "jobtrack/detail/shared_state.hpp"
+#include "jobtrack/detail/unique_function.hpp"
+
+namespace jobtrack::detail {
+
+/// The executor that owns the current thread (a pool marker; compared, never dereferenced).
+inline thread_local const void* currentPoolOwner = nullptr;
+
+/// A bounded pool of threads for blocking work, kept apart from the core pool
+/// so that sleeping or blocking calls never delay timers and continuations.
+///
+/// Everything a worker touches is owned through a shared_ptr, so a worker
+/// stuck in user code past the shutdown deadline can be detached safely.
+class BlockingPool {
+ public:
+  /// A unit of blocking work and the state to cancel if it never runs.
+  struct Task {
+    std::shared_ptr<StateBase> state;
+    UniqueFunction run;
+  };
+
+  BlockingPool(std::size_t threads, const void* owner) : shared_(std::make_shared<Shared>()) {
+    shared_->running.resize(threads);
+    shared_->exited.resize(threads, false);
+    shared_->liveWorkers = threads;
+    threads_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back(&BlockingPool::workerLoop, shared_, i, owner);
+    }
+  }
+
+  BlockingPool(const BlockingPool&) = delete;
+  BlockingPool& operator=(const BlockingPool&) = delete;
+  ~BlockingPool() { shutdown(std::chrono::milliseconds(0)); }
+
+  /// Queues `task`; returns false (and leaves it untouched) once shut down.
+  bool post(Task& task) {
+    {
+      std::lock_guard lock(shared_->mutex);
+      if (shared_->stopping) return false;
+      shared_->queue.push_back(std::move(task));
+    }
+    shared_->workAvailable.notify_one();
+    return true;
+  }
+
+  /// Stops taking work, cancels queued and running tasks, and waits up to
+  /// `timeout` for the workers. Returns how many workers were still busy
+  /// (stuck in work that ignores its stop token) and were detached.
+  std::size_t shutdown(std::chrono::milliseconds timeout) {
+    std::deque<Task> drained;
+    std::vector<std::shared_ptr<StateBase>> running;
+    {
+      std::lock_guard lock(shared_->mutex);
+      if (shared_->stopping && threads_.empty()) return 0;
+      shared_->stopping = true;
+      drained.swap(shared_->queue);
+      for (const auto& state : shared_->running) {
+        if (state) running.push_back(state);
+      }
+    }
+    shared_->workAvailable.notify_all();
+    for (auto& task : drained) task.state->cancel();
+    drained.clear();
+    for (auto& state : running) state->cancel();
+    running.clear();
+
+    std::size_t stuck = 0;
+    {
+      std::unique_lock lock(shared_->mutex);
+      shared_->workerExited.wait_for(lock, timeout, [this] { return shared_->liveWorkers == 0; });
+      stuck = shared_->liveWorkers;
+    }
+    for (std::size_t i = 0; i < threads_.size(); ++i) {
+      bool exited = false;
+      {
+        std::lock_guard lock(shared_->mutex);
+        exited = shared_->exited[i];
+      }
+      if (exited) {
+        threads_[i].join();
+      } else {
+        threads_[i].detach();
+      }
+    }
+    threads_.clear();
+    return stuck;
+  }
+
+  /// Tasks waiting for a thread.
+  [[nodiscard]] std::size_t queued() const {
+    std::lock_guard lock(shared_->mutex);
+    return shared_->queue.size();
+  }
+
+ private:
+  struct Shared {
+    mutable std::mutex mutex;
+    std::condition_variable workAvailable;
+    std::condition_variable workerExited;
+    std::deque<Task> queue;
+    std::vector<std::shared_ptr<StateBase>> running;
+    std::vector<bool> exited;
+    std::size_t liveWorkers = 0;
+    bool stopping = false;
+  };
+
+  static void workerLoop(std::shared_ptr<Shared> shared, std::size_t index, const void* owner) {
+    currentPoolOwner = owner;
+    std::unique_lock lock(shared->mutex);
+    for (;;) {
+      shared->workAvailable.wait(lock, [&] { return shared->stopping || !shared->queue.empty(); });
+      if (shared->queue.empty()) break;
+      Task task = std::move(shared->queue.front());
+      shared->queue.pop_front();
+      shared->running[index] = task.state;
+      lock.unlock();
+      task.run();
+      task = {};
+      lock.lock();
+      shared->running[index].reset();
+    }
+    shared->exited[index] = true;
+    --shared->liveWorkers;
+    shared->workerExited.notify_all();
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace jobtrack::detail

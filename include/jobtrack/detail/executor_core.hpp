@@ -1,0 +1,227 @@
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/post.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "jobtrack/detail/blocking_pool.hpp"
+#include "jobtrack/detail/shared_state.hpp"
+#include "jobtrack/detail/unique_function.hpp"
+
+namespace jobtrack::detail {
+
+/// asio::thread_pool with access to execution_context::shutdown(), which
+/// destroys handlers that can no longer run (breaking ownership cycles
+/// through suspended coroutines after a forced stop).
+class CorePool : public asio::thread_pool {
+ public:
+  using asio::thread_pool::thread_pool;
+  void destroyPendingWork() { shutdown(); }
+};
+
+/// Phases of a leaf task, kept in StateBase::taskPhase.
+enum TaskPhase : std::uint8_t {
+  Queued = 0,
+  Running = 1,
+  Finished = 2,
+  RunningCancelled = 3,
+  CancelledBeforeStart = 4,
+};
+
+/// Executor counters; all monotonic but `cancelledStillRunning`.
+struct TaskCounters {
+  std::atomic<std::uint64_t> submitted{0};
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> cancelledBeforeStart{0};
+  std::atomic<std::int64_t> cancelledStillRunning{0};
+};
+
+/// The shared heart of an AsyncExecutor: its pools, counters and the states
+/// to cancel at shutdown. Futures keep it alive (as their Scheduler), so a
+/// future or continuation that outlives its AsyncExecutor stays safe; after
+/// shutdown, continuations run on the completing thread.
+class ExecutorCore final : public Scheduler {
+ public:
+  ExecutorCore(std::size_t coreThreads, std::size_t blockingThreads,
+               std::chrono::milliseconds shutdownTimeout)
+      : pool_(std::in_place, coreThreads),
+        poolExecutor_(pool_->get_executor()),
+        coreExecutor_(*poolExecutor_),
+        blocking_(blockingThreads, this),
+        shutdownTimeout_(shutdownTimeout) {}
+
+  ExecutorCore(asio::any_io_executor external, std::size_t blockingThreads,
+               std::chrono::milliseconds shutdownTimeout)
+      : coreExecutor_(std::move(external)),
+        blocking_(blockingThreads, this),
+        shutdownTimeout_(shutdownTimeout) {}
+
+  void dispatch(UniqueFunction fn) override {
+    thread_local int depth = 0;
+    // Bounded, so a long chain of ready continuations cannot overflow the stack.
+    constexpr int maxInlineDepth = 16;
+    if (depth < maxInlineDepth && onOwnThread()) {
+      ++depth;
+      fn();
+      --depth;
+      return;
+    }
+    std::shared_lock gate(gate_);
+    if (closed_) {
+      gate.unlock();
+      fn();
+      return;
+    }
+    asio::post(coreExecutor_, std::move(fn));
+  }
+
+  [[nodiscard]] asio::any_io_executor executor() const override { return coreExecutor_; }
+
+  [[nodiscard]] bool isClosed() const {
+    std::shared_lock gate(gate_);
+    return closed_;
+  }
+
+  /// Queues blocking work; false once shut down.
+  bool postBlocking(BlockingPool::Task& task) { return blocking_.post(task); }
+
+  /// Registers a state to cancel if the executor shuts down while it runs.
+  using LiveHandle = std::list<std::weak_ptr<StateBase>>::iterator;
+  std::optional<LiveHandle> addLive(const std::shared_ptr<StateBase>& state) {
+    std::lock_guard lock(liveMutex_);
+    if (liveClosed_) return std::nullopt;
+    return live_.insert(live_.end(), state);
+  }
+  void removeLive(LiveHandle handle) {
+    std::lock_guard lock(liveMutex_);
+    live_.erase(handle);
+  }
+
+  // Leaf-task bookkeeping (see TaskPhase).
+  void countSubmitted() noexcept { counters_.submitted.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Moves a leaf from queued to running; false if it was cancelled first.
+  bool beginTask(StateBase& state) noexcept {
+    auto phase = static_cast<std::uint8_t>(Queued);
+    if (!state.taskPhase.compare_exchange_strong(phase, Running, std::memory_order_acq_rel)) {
+      return false;
+    }
+    counters_.started.fetch_add(1, std::memory_order_relaxed);
+    state.markStarted();
+    return true;
+  }
+
+  /// Records the end of a leaf's body; `delivered` is whether its result won.
+  void finishTask(StateBase& state, bool delivered, bool threw) noexcept {
+    const auto previous = state.taskPhase.exchange(Finished, std::memory_order_acq_rel);
+    if (delivered) {
+      (threw ? counters_.failed : counters_.completed).fetch_add(1, std::memory_order_relaxed);
+    } else if (previous == RunningCancelled) {
+      counters_.cancelledStillRunning.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
+  /// Called from a leaf's cancel hook (so exactly once per cancelled leaf).
+  void countCancelled(StateBase& state) noexcept {
+    counters_.cancelled.fetch_add(1, std::memory_order_relaxed);
+    auto phase = static_cast<std::uint8_t>(Queued);
+    if (state.taskPhase.compare_exchange_strong(phase, CancelledBeforeStart,
+                                                std::memory_order_acq_rel)) {
+      counters_.cancelledBeforeStart.fetch_add(1, std::memory_order_relaxed);
+    } else if (phase == Running &&
+               state.taskPhase.compare_exchange_strong(phase, RunningCancelled,
+                                                       std::memory_order_acq_rel)) {
+      counters_.cancelledStillRunning.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  [[nodiscard]] const TaskCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] std::size_t blockingQueued() const { return blocking_.queued(); }
+
+  /// Result of a shutdown.
+  struct ShutdownResult {
+    std::size_t abandonedThreads = 0;
+    bool coreDrained = true;
+  };
+
+  /// Stops taking work, cancels everything pending or running, and joins
+  /// the threads within the shutdown timeout. Idempotent.
+  ShutdownResult shutdown() {
+    {
+      std::unique_lock gate(gate_);
+      if (closed_) return lastShutdown_;
+      closed_ = true;
+    }
+    std::vector<std::shared_ptr<StateBase>> live;
+    {
+      std::lock_guard lock(liveMutex_);
+      liveClosed_ = true;
+      for (auto& weak : live_) {
+        if (auto state = weak.lock()) live.push_back(std::move(state));
+      }
+    }
+    for (auto& state : live) state->cancel();
+    live.clear();
+
+    const auto deadline = std::chrono::steady_clock::now() + shutdownTimeout_;
+    ShutdownResult result;
+    result.abandonedThreads = blocking_.shutdown(shutdownTimeout_);
+    if (pool_) {
+      // join() returns once the pool runs out of work; cancelled coroutines
+      // and timers finish quickly. Past the deadline, stop it instead.
+      std::promise<void> joined;
+      auto joinedFuture = joined.get_future();
+      std::thread joiner([this, &joined] {
+        pool_->join();
+        joined.set_value();
+      });
+      if (joinedFuture.wait_until(deadline) != std::future_status::ready) {
+        result.coreDrained = false;
+        pool_->stop();
+      }
+      joiner.join();
+      pool_->destroyPendingWork();
+    }
+    lastShutdown_ = result;
+    return result;
+  }
+
+ private:
+  [[nodiscard]] bool onOwnThread() const noexcept {
+    return currentPoolOwner == this || (poolExecutor_ && poolExecutor_->running_in_this_thread());
+  }
+
+  std::optional<CorePool> pool_;
+  std::optional<asio::thread_pool::executor_type> poolExecutor_;
+  asio::any_io_executor coreExecutor_;
+  BlockingPool blocking_;
+  std::chrono::milliseconds shutdownTimeout_;
+  TaskCounters counters_;
+
+  mutable std::shared_mutex gate_;
+  bool closed_ = false;
+  ShutdownResult lastShutdown_;
+
+  std::mutex liveMutex_;
+  std::list<std::weak_ptr<StateBase>> live_;
+  bool liveClosed_ = false;
+};
+
+}  // namespace jobtrack::detail

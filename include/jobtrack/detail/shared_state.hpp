@@ -1,0 +1,254 @@
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "jobtrack/detail/unique_function.hpp"
+#include "jobtrack/errors.hpp"
+
+namespace jobtrack::detail {
+
+/// Where continuations run: an executor's pools. Implemented by the executor.
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+  /// Runs `fn` on the pools: inline when called from one of their threads
+  /// (with a bounded nesting depth), posted otherwise.
+  virtual void dispatch(UniqueFunction fn) = 0;
+  /// The executor used for timers and for completion handlers that have none.
+  [[nodiscard]] virtual asio::any_io_executor executor() const = 0;
+};
+
+/// What a state stores for T: void results are stored as std::monostate.
+template <class T>
+using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+/// The part of a future's shared state that does not depend on T: readiness,
+/// cancellation, the started notification, the continuation and waiting.
+/// Every member function is thread-safe. Callbacks are never invoked while
+/// the state's mutex is held.
+class StateBase : public std::enable_shared_from_this<StateBase> {
+ public:
+  explicit StateBase(std::shared_ptr<Scheduler> scheduler) noexcept
+      : scheduler_(std::move(scheduler)) {}
+  virtual ~StateBase() = default;
+  StateBase(const StateBase&) = delete;
+  StateBase& operator=(const StateBase&) = delete;
+
+  [[nodiscard]] bool isReady() const noexcept { return ready_.load(std::memory_order_acquire); }
+
+  void wait() const {
+    if (isReady()) return;
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return ready_.load(std::memory_order_relaxed); });
+  }
+
+  template <class Clock, class Duration>
+  bool waitUntil(const std::chrono::time_point<Clock, Duration>& deadline) const {
+    if (isReady()) return true;
+    std::unique_lock lock(mutex_);
+    return cv_.wait_until(lock, deadline, [this] { return ready_.load(std::memory_order_relaxed); });
+  }
+
+  /// Completes the state with CancelledError unless it is complete already,
+  /// signals the stop token, and runs the cancel hook (which forwards the
+  /// cancel to whatever produces this state). Returns whether this call won.
+  bool cancel() {
+    std::optional<std::stop_source> stop;
+    UniqueFunction hook;
+    UniqueFunction continuation;
+    UniqueFunction started;
+    {
+      std::lock_guard lock(mutex_);
+      if (ready_.load(std::memory_order_relaxed)) return false;
+      error_ = std::make_exception_ptr(CancelledError{});
+      cancelled_ = true;
+      ready_.store(true, std::memory_order_release);
+      stop = stop_;
+      hook = std::move(cancelHook_);
+      continuation = std::move(continuation_);
+      started = std::move(startedCallback_);
+    }
+    cv_.notify_all();
+    if (stop) stop->request_stop();
+    if (hook) hook();
+    if (continuation) schedule(std::move(continuation));
+    return true;
+  }
+
+  /// True once the state was completed by `cancel()`.
+  [[nodiscard]] bool wasCancelled() const {
+    std::lock_guard lock(mutex_);
+    return cancelled_;
+  }
+
+  /// The stored error (null for a value). Only meaningful once ready.
+  [[nodiscard]] const std::exception_ptr& exception() const noexcept { return error_; }
+
+  /// A stop token that is signalled when the state is cancelled (created on
+  /// first use, so work that never asks pays nothing).
+  [[nodiscard]] std::stop_token stopToken() {
+    std::stop_source source = std::stop_source(std::nostopstate);
+    bool cancelled = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!stop_) stop_.emplace();
+      source = *stop_;
+      cancelled = cancelled_;
+    }
+    if (cancelled) source.request_stop();
+    return source.get_token();
+  }
+
+  /// Installs what a cancel must also do (cancel the upstream stage, signal
+  /// a coroutine). If the state was already cancelled, runs it at once: a
+  /// cancel is never lost because a stage was attached late.
+  void setCancelHook(UniqueFunction hook) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!ready_.load(std::memory_order_relaxed)) {
+        std::swap(cancelHook_, hook);
+        return;
+      }
+      if (!cancelled_) return;
+    }
+    hook();
+  }
+
+  /// Installs the single continuation; scheduled once the state is ready.
+  void setContinuation(UniqueFunction continuation) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!ready_.load(std::memory_order_relaxed)) {
+        continuation_ = std::move(continuation);
+        return;
+      }
+    }
+    schedule(std::move(continuation));
+  }
+
+  /// Calls `callback` once the work behind this state first runs on a thread
+  /// (at once if it already has). Not called for work that never started.
+  void onStarted(UniqueFunction callback) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!started_.load(std::memory_order_relaxed)) {
+        if (ready_.load(std::memory_order_relaxed)) return;
+        startedCallback_ = std::move(callback);
+        return;
+      }
+    }
+    callback();
+  }
+
+  /// Records that the work began running; the first call notifies.
+  void markStarted() {
+    if (started_.exchange(true, std::memory_order_acq_rel)) return;
+    UniqueFunction callback;
+    {
+      std::lock_guard lock(mutex_);
+      callback = std::move(startedCallback_);
+    }
+    if (callback) callback();
+  }
+
+  [[nodiscard]] bool isStarted() const noexcept { return started_.load(std::memory_order_acquire); }
+
+  [[nodiscard]] const std::shared_ptr<Scheduler>& scheduler() const noexcept { return scheduler_; }
+
+  /// Executor bookkeeping for leaf tasks: see AsyncExecutor's statistics.
+  std::atomic<std::uint8_t> taskPhase{0};
+
+ protected:
+  /// Stores a result through `store` unless already complete, then schedules
+  /// the continuation. Returns false (and stores nothing) for a late writer.
+  template <class Store>
+  bool complete(Store&& store) {
+    UniqueFunction continuation;
+    UniqueFunction hook;
+    UniqueFunction started;
+    {
+      std::lock_guard lock(mutex_);
+      if (ready_.load(std::memory_order_relaxed)) return false;
+      std::forward<Store>(store)();
+      ready_.store(true, std::memory_order_release);
+      continuation = std::move(continuation_);
+      hook = std::move(cancelHook_);
+      started = std::move(startedCallback_);
+    }
+    cv_.notify_all();
+    if (continuation) schedule(std::move(continuation));
+    return true;
+  }
+
+  void schedule(UniqueFunction fn) {
+    if (scheduler_) {
+      scheduler_->dispatch(std::move(fn));
+    } else {
+      fn();
+    }
+  }
+
+  std::exception_ptr error_;
+
+ private:
+  std::shared_ptr<Scheduler> scheduler_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable cv_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> started_{false};
+  bool cancelled_ = false;
+  std::optional<std::stop_source> stop_;
+  UniqueFunction continuation_;
+  UniqueFunction cancelHook_;
+  UniqueFunction startedCallback_;
+};
+
+/// The shared state of a Future<T>/Promise<T>.
+template <class T>
+class SharedState final : public StateBase {
+ public:
+  using StateBase::StateBase;
+
+  template <class... Args>
+  bool setValue(Args&&... args) {
+    return complete([&] { value_.emplace(std::forward<Args>(args)...); });
+  }
+
+  bool setException(std::exception_ptr error) {
+    return complete([&] { error_ = std::move(error); });
+  }
+
+  /// Moves the value out, or rethrows the stored error. Requires readiness.
+  Stored<T> takeValue() {
+    if (error_) std::rethrow_exception(error_);
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<Stored<T>> value_;
+};
+
+/// Completes `target` with the outcome of the ready `source`.
+template <class T>
+void forwardOutcome(SharedState<T>& source, SharedState<T>& target) {
+  if (source.exception()) {
+    target.setException(source.exception());
+  } else {
+    target.setValue(source.takeValue());
+  }
+}
+
+}  // namespace jobtrack::detail
