@@ -1,0 +1,9 @@
+#include <iostream>
+#include <string>
+
+std::string describeJobtrack();
+
+int main() {
+  std::cout << describeJobtrack() << '\n';
+  return 0;
+}
