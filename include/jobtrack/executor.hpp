@@ -41,6 +41,11 @@
 
 namespace jobtrack {
 
+class AsyncExecutor;
+namespace detail {
+inline const std::shared_ptr<ExecutorCore>& coreOf(const AsyncExecutor& executor) noexcept;
+}  // namespace detail
+
 /// Sizes and limits of an AsyncExecutor's pools.
 struct ExecutorOptions {
   /// Threads for coroutines, timers and continuations (0: hardware threads, at least 2).
@@ -505,6 +510,21 @@ class AsyncExecutor {
     });
   }
 
+  /// Runs `f` (a `void()` callable) on the blocking pool with no future:
+  /// fire and forget. Exceptions it throws are swallowed. Dropped silently
+  /// once the executor is shut down.
+  template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  void executeDetached(F&& f) {
+    detail::BlockingPool::Task task{nullptr, [fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
+                                      try {
+                                        fn();
+                                      } catch (...) {  // NOLINT(bugprone-empty-catch): documented
+                                      }
+                                    }};
+    core_->postBlocking(task);
+  }
+
   /// A promise whose future runs its continuations on this executor's pools.
   template <class T>
   Promise<T> makePromise() {
@@ -578,8 +598,17 @@ class AsyncExecutor {
      ...);
   }
 
+  friend const std::shared_ptr<detail::ExecutorCore>& detail::coreOf(const AsyncExecutor&) noexcept;
+
   ExecutorOptions options_;
   std::shared_ptr<detail::ExecutorCore> core_;
 };
+
+namespace detail {
+/// The shared core of `executor`, for library components that must outlive it safely.
+inline const std::shared_ptr<ExecutorCore>& coreOf(const AsyncExecutor& executor) noexcept {
+  return executor.core_;
+}
+}  // namespace detail
 
 }  // namespace jobtrack

@@ -25,7 +25,7 @@ inline thread_local const void* currentPoolOwner = nullptr;
 /// stuck in user code past the shutdown deadline can be detached safely.
 class BlockingPool {
  public:
-  /// A unit of blocking work and the state to cancel if it never runs.
+  /// A unit of blocking work and the state to cancel if it never runs (may be null).
   struct Task {
     std::shared_ptr<StateBase> state;
     UniqueFunction run;
@@ -72,7 +72,9 @@ class BlockingPool {
       }
     }
     shared_->workAvailable.notify_all();
-    for (auto& task : drained) task.state->cancel();
+    for (auto& task : drained) {
+      if (task.state) task.state->cancel();
+    }
     drained.clear();
     for (auto& state : running) state->cancel();
     running.clear();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <list>
 #include <memory>
@@ -114,6 +115,23 @@ class ExecutorCore final : public Scheduler {
     live_.erase(handle);
   }
 
+  /// Registers `hook` to run when the executor shuts down (e.g. to stop a
+  /// periodic timer that would otherwise keep the core pool busy). A hook
+  /// added after shutdown began runs at once.
+  using HookHandle = std::list<std::function<void()>>::iterator;
+  std::optional<HookHandle> addShutdownHook(std::function<void()> hook) {
+    {
+      std::lock_guard lock(liveMutex_);
+      if (!liveClosed_) return hooks_.insert(hooks_.end(), std::move(hook));
+    }
+    hook();
+    return std::nullopt;
+  }
+  void removeShutdownHook(HookHandle handle) {
+    std::lock_guard lock(liveMutex_);
+    if (!liveClosed_) hooks_.erase(handle);
+  }
+
   // Leaf-task bookkeeping (see TaskPhase).
   void countSubmitted() noexcept { counters_.submitted.fetch_add(1, std::memory_order_relaxed); }
 
@@ -170,15 +188,18 @@ class ExecutorCore final : public Scheduler {
       closed_ = true;
     }
     std::vector<std::shared_ptr<StateBase>> live;
+    std::list<std::function<void()>> hooks;
     {
       std::lock_guard lock(liveMutex_);
       liveClosed_ = true;
       for (auto& weak : live_) {
         if (auto state = weak.lock()) live.push_back(std::move(state));
       }
+      hooks.swap(hooks_);
     }
     for (auto& state : live) state->cancel();
     live.clear();
+    for (auto& hook : hooks) hook();
 
     const auto deadline = std::chrono::steady_clock::now() + shutdownTimeout_;
     ShutdownResult result;
@@ -221,6 +242,7 @@ class ExecutorCore final : public Scheduler {
 
   std::mutex liveMutex_;
   std::list<std::weak_ptr<StateBase>> live_;
+  std::list<std::function<void()>> hooks_;
   bool liveClosed_ = false;
 };
 

@@ -1,0 +1,830 @@
+#pragma once
+
+/// @file
+/// JobTracker<Result>: the registry that makes "fire and track" work.
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "jobtrack/errors.hpp"
+#include "jobtrack/executor.hpp"
+#include "jobtrack/future.hpp"
+#include "jobtrack/job_id.hpp"
+#include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_status.hpp"
+
+namespace jobtrack {
+
+/// Retention of finished jobs. Pending and running jobs are never evicted.
+struct TrackerOptions {
+  /// At most this many finished jobs are kept; the oldest finished go first.
+  std::size_t maxFinishedJobs = 10'000;
+  /// Finished jobs are evicted this long after they finished (a timer sweeps).
+  std::chrono::milliseconds finishedTtl = std::chrono::hours(1);
+};
+
+/// The answer of JobTracker::cancel.
+enum class CancelResult {
+  Cancelled,        ///< the job is now CANCELLED and its work was asked to stop
+  AlreadyFinished,  ///< the job had reached a terminal state already
+  NotFound,         ///< no such job (never submitted, or evicted)
+};
+
+/// What JobTracker::list returns: jobs with this status (if set) whose
+/// name starts with `namePrefix`.
+struct ListFilter {
+  std::optional<JobStatus> status;
+  std::string namePrefix;
+};
+
+/// Counts of the jobs currently kept, by status, and running totals.
+struct TrackerStats {
+  std::size_t pending = 0;
+  std::size_t running = 0;
+  std::size_t completed = 0;
+  std::size_t failed = 0;
+  std::size_t cancelled = 0;
+  std::uint64_t submitted = 0;  ///< jobs ever submitted
+  std::uint64_t evicted = 0;    ///< finished jobs removed by retention
+};
+
+namespace detail {
+
+/// What a JobContext reports to; implemented by the tracker.
+class ProgressSink {
+ public:
+  virtual ~ProgressSink() = default;
+  virtual void reportProgress(int percent, std::string message) = 0;
+};
+
+}  // namespace detail
+
+/// Handed to a job's supplier: the job's id, a way to report progress, and
+/// the job's stop token (signalled when the job is cancelled). Cheap to copy;
+/// thread-safe; safe to use after the tracker is gone (reports are dropped).
+class JobContext {
+ public:
+  JobContext(JobId id, std::stop_token stopToken, std::shared_ptr<detail::ProgressSink> sink)
+      : id_(id), stopToken_(std::move(stopToken)), sink_(std::move(sink)) {}
+
+  /// The id of the job.
+  [[nodiscard]] const JobId& id() const noexcept { return id_; }
+
+  /// Records progress: `percent` is clamped to 0-100; `message` describes
+  /// the step. Reporting also marks a pending job RUNNING. Ignored once the
+  /// job has finished.
+  void reportProgress(int percent, std::string message = {}) const {
+    if (sink_) sink_->reportProgress(percent, std::move(message));
+  }
+
+  /// Signalled when the job is cancelled.
+  [[nodiscard]] std::stop_token stopToken() const noexcept { return stopToken_; }
+
+  /// Whether the job was asked to stop.
+  [[nodiscard]] bool stopRequested() const noexcept { return stopToken_.stop_requested(); }
+
+ private:
+  JobId id_;
+  std::stop_token stopToken_;
+  std::shared_ptr<detail::ProgressSink> sink_;
+};
+
+/// Ends a subscription when destroyed (RAII) or reset. Move-only.
+class Subscription {
+ public:
+  Subscription() noexcept = default;
+  explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  Subscription(Subscription&& other) noexcept : cancel_(std::exchange(other.cancel_, nullptr)) {}
+  Subscription& operator=(Subscription&& other) noexcept {
+    if (this != &other) {
+      reset();
+      cancel_ = std::exchange(other.cancel_, nullptr);
+    }
+    return *this;
+  }
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription() { reset(); }
+
+  /// Stops delivery. Events already being delivered may still arrive.
+  void reset() noexcept {
+    if (auto cancel = std::exchange(cancel_, nullptr)) cancel();
+  }
+
+  /// Whether this object still holds a subscription.
+  [[nodiscard]] bool active() const noexcept { return cancel_ != nullptr; }
+
+ private:
+  std::function<void()> cancel_;
+};
+
+namespace detail {
+
+/// Converts a job's value to the tracker's Result type.
+template <class Result, class T>
+Result toResult(Stored<T>&& value) {
+  if constexpr (std::is_same_v<Result, nlohmann::json>) {
+    if constexpr (std::is_void_v<T>) {
+      return nlohmann::json(nullptr);
+    } else {
+      return nlohmann::json(std::move(value));
+    }
+  } else if constexpr (std::is_void_v<T>) {
+    return Result{};
+  } else {
+    static_assert(std::is_convertible_v<T, Result>, "the job's value must convert to the tracker's Result");
+    return Result(std::move(value));
+  }
+}
+
+/// The error kind and message for a failure.
+inline std::pair<ErrorKind, std::string> classify(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError& e) {
+    return {ErrorKind::Cancelled, e.what()};
+  } catch (const TimeoutError& e) {
+    return {ErrorKind::Timeout, e.what()};
+  } catch (const std::exception& e) {
+    return {ErrorKind::Exception, e.what()};
+  } catch (...) {
+    return {ErrorKind::Exception, "non-standard exception"};
+  }
+}
+
+/// One job's mutable state. Fields below the mutex are guarded by it.
+template <class Result>
+struct JobRecord {
+  using Snapshot = JobSnapshot<Result>;
+
+  JobRecord(JobId id, std::string name) {
+    snapshot.id = id;
+    snapshot.name = std::move(name);
+    snapshot.createdAt = std::chrono::system_clock::now();
+  }
+
+  mutable std::mutex mutex;
+  Snapshot snapshot;
+  std::shared_ptr<StateBase> work;           // to cancel; dropped when finished
+  std::optional<std::stop_source> stop;      // the JobContext's, if one was made
+  std::list<UniqueFunction> waiters;         // run once, when the job finishes
+  typename std::list<std::shared_ptr<JobRecord>>::iterator creationPosition;
+};
+
+/// Serial, bounded delivery of events to one subscriber.
+template <class Result>
+struct Subscriber {
+  using Snapshot = JobSnapshot<Result>;
+  // Past this many undelivered events, non-terminal ones are dropped so a
+  // stalled subscriber cannot grow memory without bound.
+  static constexpr std::size_t maxQueued = 4096;
+
+  explicit Subscriber(std::function<void(const Snapshot&)> cb) : callback(std::move(cb)) {}
+
+  std::function<void(const Snapshot&)> callback;
+  std::mutex mutex;
+  std::deque<Snapshot> queue;
+  bool draining = false;
+  bool active = true;
+};
+
+template <class Result>
+class TrackerCore : public std::enable_shared_from_this<TrackerCore<Result>> {
+ public:
+  using Snapshot = JobSnapshot<Result>;
+  using Record = JobRecord<Result>;
+  using RecordPtr = std::shared_ptr<Record>;
+
+  TrackerCore(std::shared_ptr<ExecutorCore> executor, TrackerOptions options)
+      : executor_(std::move(executor)), options_(options) {}
+
+  // ---- registry ----
+
+  void insert(const RecordPtr& record) {
+    {
+      std::unique_lock lock(mutex_);
+      jobs_.emplace(record->snapshot.id, record);
+      record->creationPosition = byCreation_.insert(byCreation_.end(), record);
+    }
+    adjust(std::nullopt, JobStatus::Pending);
+    submitted_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard recordLock(record->mutex);
+    publish(record->snapshot);
+  }
+
+  RecordPtr find(const JobId& id) const {
+    std::shared_lock lock(mutex_);
+    const auto it = jobs_.find(id);
+    return it == jobs_.end() ? nullptr : it->second;
+  }
+
+  std::vector<Snapshot> list(std::size_t limit, const ListFilter& filter) const {
+    std::vector<Snapshot> result;
+    result.reserve(std::min<std::size_t>(limit, 1024));
+    std::shared_lock lock(mutex_);
+    for (auto it = byCreation_.rbegin(); it != byCreation_.rend() && result.size() < limit; ++it) {
+      const Record& record = **it;
+      if (!std::string_view(record.snapshot.name).starts_with(filter.namePrefix)) continue;
+      std::lock_guard recordLock(record.mutex);
+      if (filter.status && record.snapshot.status != *filter.status) continue;
+      result.push_back(record.snapshot);
+    }
+    return result;
+  }
+
+  // ---- transitions; each publishes its event under the record's lock so
+  // a subscriber sees one job's events in order ----
+
+  void markRunning(Record& record) {
+    std::lock_guard lock(record.mutex);
+    if (record.snapshot.status != JobStatus::Pending) return;
+    record.snapshot.status = JobStatus::Running;
+    record.snapshot.startedAt = std::chrono::system_clock::now();
+    adjust(JobStatus::Pending, JobStatus::Running);
+    publish(record.snapshot);
+  }
+
+  void reportProgress(Record& record, int percent, std::string message) {
+    std::lock_guard lock(record.mutex);
+    auto& s = record.snapshot;
+    if (isTerminal(s.status)) return;
+    if (s.status == JobStatus::Pending) {
+      s.status = JobStatus::Running;
+      s.startedAt = std::chrono::system_clock::now();
+      adjust(JobStatus::Pending, JobStatus::Running);
+    }
+    s.progress = std::clamp(percent, 0, 100);
+    s.message = std::move(message);
+    publish(s);
+  }
+
+  /// Moves the job to its one terminal state; a later writer changes nothing.
+  /// `update` fills in the outcome. Returns false if the job had finished.
+  template <class Update>
+  bool finish(const RecordPtr& record, JobStatus status, Update&& update) {
+    std::list<UniqueFunction> waiters;
+    std::shared_ptr<StateBase> work;
+    std::optional<std::stop_source> stop;
+    {
+      std::lock_guard lock(record->mutex);
+      auto& s = record->snapshot;
+      if (isTerminal(s.status)) return false;
+      const JobStatus previous = s.status;
+      s.status = status;
+      s.completedAt = std::chrono::system_clock::now();
+      std::forward<Update>(update)(s);
+      adjust(previous, status);
+      waiters.swap(record->waiters);
+      work = std::move(record->work);
+      stop = std::move(record->stop);
+      publish(s);
+    }
+    if (status == JobStatus::Cancelled) {
+      if (work) work->cancel();
+      if (stop) stop->request_stop();
+    }
+    {
+      std::unique_lock lock(mutex_);
+      finished_.push_back({record, std::chrono::steady_clock::now()});
+      evictLocked();
+    }
+    for (auto& waiter : waiters) waiter();
+    return true;
+  }
+
+  void complete(const RecordPtr& record, Result value) {
+    finish(record, JobStatus::Completed, [&](Snapshot& s) {
+      s.progress = 100;
+      s.result = std::move(value);
+    });
+  }
+
+  void fail(const RecordPtr& record, const std::exception_ptr& error) {
+    auto [kind, message] = classify(error);
+    const auto status = kind == ErrorKind::Cancelled ? JobStatus::Cancelled : JobStatus::Failed;
+    finish(record, status, [&](Snapshot& s) {
+      s.errorKind = kind;
+      s.error = std::move(message);
+    });
+  }
+
+  CancelResult cancel(const JobId& id) {
+    auto record = find(id);
+    if (!record) return CancelResult::NotFound;
+    const bool cancelled = finish(record, JobStatus::Cancelled, [](Snapshot& s) {
+      s.errorKind = ErrorKind::Cancelled;
+      s.error = "cancelled";
+    });
+    return cancelled ? CancelResult::Cancelled : CancelResult::AlreadyFinished;
+  }
+
+  /// Adds `waiter` to run when the job finishes; returns false (adding
+  /// nothing) if it has finished already. `position` receives the handle.
+  bool addWaiter(Record& record, UniqueFunction waiter, typename std::list<UniqueFunction>::iterator& position) {
+    std::lock_guard lock(record.mutex);
+    if (isTerminal(record.snapshot.status)) return false;
+    position = record.waiters.insert(record.waiters.end(), std::move(waiter));
+    return true;
+  }
+
+  // ---- retention ----
+
+  /// Evicts finished jobs past the TTL; called by the sweep timer.
+  void sweep() {
+    std::unique_lock lock(mutex_);
+    evictLocked();
+  }
+
+  // ---- subscriptions ----
+
+  Subscription subscribe(std::function<void(const Snapshot&)> callback) {
+    auto subscriber = std::make_shared<Subscriber<Result>>(std::move(callback));
+    {
+      std::lock_guard lock(subscribersMutex_);
+      auto next = std::make_shared<std::vector<std::shared_ptr<Subscriber<Result>>>>(
+          subscribers_ ? *subscribers_ : std::vector<std::shared_ptr<Subscriber<Result>>>{});
+      next->push_back(subscriber);
+      subscribers_ = std::move(next);
+    }
+    std::weak_ptr<TrackerCore> weakSelf = this->shared_from_this();
+    return Subscription([weakSelf, subscriber] {
+      {
+        std::lock_guard lock(subscriber->mutex);
+        subscriber->active = false;
+        subscriber->queue.clear();
+      }
+      if (auto self = weakSelf.lock()) self->removeSubscriber(subscriber);
+    });
+  }
+
+  TrackerStats stats() const {
+    TrackerStats s;
+    auto count = [&](JobStatus status) {
+      const auto n = byStatus_[static_cast<std::size_t>(status)].load(std::memory_order_relaxed);
+      return n > 0 ? static_cast<std::size_t>(n) : std::size_t{0};
+    };
+    s.pending = count(JobStatus::Pending);
+    s.running = count(JobStatus::Running);
+    s.completed = count(JobStatus::Completed);
+    s.failed = count(JobStatus::Failed);
+    s.cancelled = count(JobStatus::Cancelled);
+    s.submitted = submitted_.load(std::memory_order_relaxed);
+    s.evicted = evicted_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  const std::shared_ptr<ExecutorCore>& executor() const noexcept { return executor_; }
+  const TrackerOptions& options() const noexcept { return options_; }
+
+ private:
+  struct Finished {
+    RecordPtr record;
+    std::chrono::steady_clock::time_point at;
+  };
+
+  void adjust(std::optional<JobStatus> from, JobStatus to) noexcept {
+    if (from) byStatus_[static_cast<std::size_t>(*from)].fetch_sub(1, std::memory_order_relaxed);
+    byStatus_[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void evictLocked() {
+    const auto expiry = std::chrono::steady_clock::now() - options_.finishedTtl;
+    while (!finished_.empty() &&
+           (finished_.size() > options_.maxFinishedJobs || finished_.front().at <= expiry)) {
+      const RecordPtr record = std::move(finished_.front().record);
+      finished_.pop_front();
+      jobs_.erase(record->snapshot.id);
+      byCreation_.erase(record->creationPosition);
+      JobStatus status;
+      {
+        std::lock_guard recordLock(record->mutex);
+        status = record->snapshot.status;
+      }
+      byStatus_[static_cast<std::size_t>(status)].fetch_sub(1, std::memory_order_relaxed);
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  /// Queues `snapshot` for every subscriber. Called with the record's lock held.
+  void publish(const Snapshot& snapshot) {
+    std::shared_ptr<const std::vector<std::shared_ptr<Subscriber<Result>>>> subscribers;
+    {
+      std::lock_guard lock(subscribersMutex_);
+      subscribers = subscribers_;
+    }
+    if (!subscribers) return;
+    for (const auto& subscriber : *subscribers) {
+      bool startDrain = false;
+      {
+        std::lock_guard lock(subscriber->mutex);
+        if (!subscriber->active) continue;
+        if (subscriber->queue.size() >= Subscriber<Result>::maxQueued) {
+          auto it = std::find_if(subscriber->queue.begin(), subscriber->queue.end(),
+                                 [](const Snapshot& s) { return !isTerminal(s.status); });
+          if (it != subscriber->queue.end()) subscriber->queue.erase(it);
+        }
+        subscriber->queue.push_back(snapshot);
+        startDrain = !std::exchange(subscriber->draining, true);
+      }
+      if (startDrain) scheduleDrain(subscriber);
+    }
+  }
+
+  // Callbacks run on the blocking pool, one at a time per subscriber, so a
+  // slow or blocking callback delays only its own events.
+  void scheduleDrain(const std::shared_ptr<Subscriber<Result>>& subscriber) {
+    BlockingPool::Task task{nullptr, [subscriber] {
+                              for (;;) {
+                                Snapshot next;
+                                {
+                                  std::lock_guard lock(subscriber->mutex);
+                                  if (subscriber->queue.empty() || !subscriber->active) {
+                                    subscriber->draining = false;
+                                    return;
+                                  }
+                                  next = std::move(subscriber->queue.front());
+                                  subscriber->queue.pop_front();
+                                }
+                                try {
+                                  subscriber->callback(next);
+                                } catch (...) {  // NOLINT(bugprone-empty-catch)
+                                  // A throwing subscriber must not stop delivery to itself or others.
+                                }
+                              }
+                            }};
+    if (!executor_->postBlocking(task)) {
+      std::lock_guard lock(subscriber->mutex);
+      subscriber->draining = false;
+    }
+  }
+
+  void removeSubscriber(const std::shared_ptr<Subscriber<Result>>& subscriber) {
+    std::lock_guard lock(subscribersMutex_);
+    if (!subscribers_) return;
+    auto next = std::make_shared<std::vector<std::shared_ptr<Subscriber<Result>>>>(*subscribers_);
+    std::erase(*next, subscriber);
+    subscribers_ = next->empty() ? nullptr : std::move(next);
+  }
+
+  std::shared_ptr<ExecutorCore> executor_;
+  TrackerOptions options_;
+
+  mutable std::shared_mutex mutex_;  // guards jobs_, byCreation_, finished_
+  std::unordered_map<JobId, RecordPtr> jobs_;
+  std::list<RecordPtr> byCreation_;  // oldest first
+  std::deque<Finished> finished_;    // in the order jobs finished
+
+  std::array<std::atomic<std::int64_t>, 5> byStatus_{};
+  std::atomic<std::uint64_t> submitted_{0};
+  std::atomic<std::uint64_t> evicted_{0};
+
+  std::mutex subscribersMutex_;
+  std::shared_ptr<const std::vector<std::shared_ptr<Subscriber<Result>>>> subscribers_;
+};
+
+/// JobContext's link to its record; outlives the tracker safely.
+template <class Result>
+class RecordProgress final : public ProgressSink {
+ public:
+  RecordProgress(std::weak_ptr<TrackerCore<Result>> core, std::shared_ptr<JobRecord<Result>> record)
+      : core_(std::move(core)), record_(std::move(record)) {}
+  void reportProgress(int percent, std::string message) override {
+    if (auto core = core_.lock()) core->reportProgress(*record_, percent, std::move(message));
+  }
+
+ private:
+  std::weak_ptr<TrackerCore<Result>> core_;
+  std::shared_ptr<JobRecord<Result>> record_;
+};
+
+}  // namespace detail
+
+/// The job registry: submit work, get back a JobId at once, then poll,
+/// wait for, list, cancel or subscribe to jobs.
+///
+/// Status: PENDING at submit; RUNNING once the work first runs on a thread
+/// (or reports progress); then exactly one terminal state (COMPLETED,
+/// FAILED, CANCELLED), set once: a late writer never overwrites it.
+///
+/// Thread safety: every member function may be called from any thread at
+/// any time. Destroying the tracker while jobs run is safe: they finish on
+/// their executor and their outcome is dropped.
+template <class Result = nlohmann::json>
+class JobTracker {
+ public:
+  using Snapshot = JobSnapshot<Result>;
+
+  /// A tracker whose jobs run on `executor` (which also runs its retention
+  /// timer and subscription callbacks).
+  explicit JobTracker(AsyncExecutor& executor, TrackerOptions options = {})
+      : core_(std::make_shared<detail::TrackerCore<Result>>(detail::coreOf(executor), options)) {
+    startSweep();
+  }
+
+  JobTracker(const JobTracker&) = delete;
+  JobTracker& operator=(const JobTracker&) = delete;
+
+  ~JobTracker() {
+    if (sweepHook_) core_->executor()->removeShutdownHook(*sweepHook_);
+    stopSweep(sweepTimer_);
+  }
+
+  /// Registers a job named `name` and starts it by calling `supplier`, which
+  /// returns a Future<T> (typically from AsyncExecutor) and may take a
+  /// JobContext. Returns the new id at once. T converts to Result (through
+  /// to_json when Result is nlohmann::json). A supplier that throws, or
+  /// returns an invalid future, gives a FAILED job: a job is never lost.
+  template <class Supplier>
+  JobId submit(std::string name, Supplier&& supplier) {
+    const JobId id = JobId::generate();
+    auto record = std::make_shared<detail::JobRecord<Result>>(id, std::move(name));
+    core_->insert(record);
+    try {
+      if constexpr (std::is_invocable_v<Supplier&, JobContext>) {
+        std::stop_token token;
+        {
+          std::lock_guard lock(record->mutex);
+          if (!isTerminal(record->snapshot.status)) {
+            record->stop.emplace();
+            token = record->stop->get_token();
+          }
+        }
+        auto sink = std::make_shared<detail::RecordProgress<Result>>(core_, record);
+        attach(record, supplier(JobContext(id, std::move(token), std::move(sink))));
+      } else {
+        attach(record, supplier());
+      }
+    } catch (...) {
+      core_->fail(record, std::current_exception());
+    }
+    return id;
+  }
+
+  /// A snapshot of the job, or nullopt for an id never seen or evicted
+  /// (never reported as PENDING). Never torn. Cost: one hash lookup.
+  [[nodiscard]] std::optional<Snapshot> get(const JobId& id) const {
+    auto record = core_->find(id);
+    if (!record) return std::nullopt;
+    std::lock_guard lock(record->mutex);
+    return record->snapshot;
+  }
+
+  /// Up to `limit` jobs matching `filter`, newest first. Cost grows with
+  /// `limit` (and with the jobs a filter skips), not with the jobs kept.
+  [[nodiscard]] std::vector<Snapshot> list(std::size_t limit = 50, const ListFilter& filter = {}) const {
+    return core_->list(limit, filter);
+  }
+
+  /// Cancels the job: it becomes CANCELLED and its work is asked to stop
+  /// (its future is cancelled and the JobContext's stop token signalled).
+  CancelResult cancel(const JobId& id) { return core_->cancel(id); }
+
+  /// Blocks until the job finishes or `timeout` passes; returns its snapshot
+  /// then (not finished if the time ran out), or nullopt for an unknown id.
+  std::optional<Snapshot> wait(const JobId& id, std::chrono::milliseconds timeout) const {
+    auto record = core_->find(id);
+    if (!record) return std::nullopt;
+    struct Signal {
+      std::mutex mutex;
+      std::condition_variable cv;
+      bool done = false;
+    };
+    auto signal = std::make_shared<Signal>();
+    typename std::list<detail::UniqueFunction>::iterator position;
+    const bool added = core_->addWaiter(*record,
+                                        [signal] {
+                                          {
+                                            std::lock_guard lock(signal->mutex);
+                                            signal->done = true;
+                                          }
+                                          signal->cv.notify_all();
+                                        },
+                                        position);
+    if (added) {
+      std::unique_lock lock(signal->mutex);
+      if (!signal->cv.wait_for(lock, timeout, [&] { return signal->done; })) {
+        lock.unlock();
+        removeWaiter(*record, position);
+      }
+    }
+    std::lock_guard lock(record->mutex);
+    return record->snapshot;
+  }
+
+  /// Waits asynchronously, the Asio way: completes `token` with
+  /// `(std::optional<Snapshot>)` when the job finishes or `timeout` passes
+  /// (the then-current snapshot), or at once with nullopt for an unknown id.
+  /// No thread waits. The handler runs on its associated executor (the core
+  /// pool if none). Emitting the operation's cancellation slot completes it
+  /// early with the current snapshot.
+  template <class Token>
+  auto asyncWait(const JobId& id, std::chrono::milliseconds timeout, Token&& token) {
+    return asio::async_initiate<Token, void(std::optional<Snapshot>)>(
+        [core = core_, id, timeout](auto handler) { startAsyncWait(core, id, timeout, std::move(handler)); },
+        token);
+  }
+
+  /// Calls `callback` with a snapshot on every status and progress change of
+  /// every job, until the returned Subscription is destroyed. Callbacks for
+  /// one subscription run one at a time, in order, on the executor's
+  /// blocking pool, never inside submit/cancel; a throwing callback is
+  /// ignored, and a stalled one only delays (and may drop) its own
+  /// non-terminal events.
+  [[nodiscard]] Subscription subscribe(std::function<void(const Snapshot&)> callback) {
+    return core_->subscribe(std::move(callback));
+  }
+
+  /// Counts of the kept jobs by status, total submitted and evicted.
+  [[nodiscard]] TrackerStats stats() const { return core_->stats(); }
+
+ private:
+  using Core = detail::TrackerCore<Result>;
+  using Record = detail::JobRecord<Result>;
+
+  template <class F>
+  void attach(const std::shared_ptr<Record>& record, F&& future) {
+    using FutureType = std::decay_t<F>;
+    static_assert(detail::IsFuture<FutureType>, "a job supplier must return a jobtrack::Future");
+    using T = typename FutureType::ValueType;
+    FutureType owned = std::forward<F>(future);
+    auto state = std::move(detail::stateOf(owned));
+    if (!state) throw std::future_error(std::future_errc::no_state);
+    bool cancelledMeanwhile = false;
+    {
+      std::lock_guard lock(record->mutex);
+      cancelledMeanwhile = isTerminal(record->snapshot.status);
+      if (!cancelledMeanwhile) record->work = state;
+    }
+    if (cancelledMeanwhile) state->cancel();  // cancelled while the supplier ran
+    std::weak_ptr<Core> weakCore = core_;
+    state->onStarted([weakCore, record] {
+      if (auto core = weakCore.lock()) core->markRunning(*record);
+    });
+    state->setContinuation([weakCore, record, state] {
+      auto core = weakCore.lock();
+      if (!core) return;
+      if (const auto& error = state->exception()) {
+        core->fail(record, error);
+        return;
+      }
+      try {
+        core->complete(record, detail::toResult<Result, T>(state->takeValue()));
+      } catch (...) {
+        core->fail(record, std::current_exception());
+      }
+    });
+  }
+
+  static void removeWaiter(Record& record, typename std::list<detail::UniqueFunction>::iterator position) {
+    std::lock_guard lock(record.mutex);
+    // Once the job has finished its waiters were taken away: nothing to remove.
+    if (!isTerminal(record.snapshot.status)) record.waiters.erase(position);
+  }
+
+  template <class Handler>
+  static void startAsyncWait(const std::shared_ptr<Core>& core, const JobId& id, std::chrono::milliseconds timeout,
+                             Handler handler) {
+    struct Operation {
+      Operation(Handler h, asio::strand<asio::any_io_executor> s)
+          : handler(std::move(h)), strand(s), timer(std::move(s)) {}
+      std::mutex mutex;
+      bool done = false;
+      std::optional<Handler> handler;
+      asio::strand<asio::any_io_executor> strand;
+      asio::steady_timer timer;
+      std::shared_ptr<Record> record;
+      typename std::list<detail::UniqueFunction>::iterator position;
+      bool waiting = false;
+    };
+    auto fallback = core->executor()->executor();
+    auto record = core->find(id);
+    auto op = std::make_shared<Operation>(std::move(handler), asio::make_strand(fallback));
+    op->record = record;
+
+    // Completes once, whoever comes first: the job, the timer, or a cancel.
+    auto completeOnce = [](const std::shared_ptr<Operation>& o) {
+      std::optional<Handler> h;
+      bool waiting = false;
+      {
+        std::lock_guard lock(o->mutex);
+        if (o->done) return;
+        o->done = true;
+        h.emplace(std::move(*o->handler));
+        o->handler.reset();
+        waiting = o->waiting;
+      }
+      std::optional<Snapshot> snapshot;
+      if (o->record) {
+        if (waiting) removeWaiter(*o->record, o->position);
+        std::lock_guard lock(o->record->mutex);
+        snapshot = o->record->snapshot;
+      }
+      asio::post(o->strand, [o] { o->timer.cancel(); });
+      auto executor = asio::get_associated_executor(*h, o->strand.get_inner_executor());
+      asio::get_associated_cancellation_slot(*h).clear();
+      asio::post(executor, [h = std::move(*h), snapshot = std::move(snapshot)]() mutable {
+        std::move(h)(std::move(snapshot));
+      });
+    };
+
+    if (!record) {
+      completeOnce(op);
+      return;
+    }
+    auto slot = asio::get_associated_cancellation_slot(*op->handler);
+    if (slot.is_connected()) {
+      slot.assign([weakOp = std::weak_ptr<Operation>(op), completeOnce](asio::cancellation_type) {
+        if (auto o = weakOp.lock()) completeOnce(o);
+      });
+    }
+    {
+      std::lock_guard lock(op->mutex);
+      op->waiting = core->addWaiter(*record, [weakOp = std::weak_ptr<Operation>(op), completeOnce] {
+        if (auto o = weakOp.lock()) completeOnce(o);
+      }, op->position);
+    }
+    if (!op->waiting) {
+      completeOnce(op);
+      return;
+    }
+    asio::post(op->strand, [op, timeout, completeOnce] {
+      op->timer.expires_after(timeout);
+      op->timer.async_wait([op, completeOnce](const std::error_code& error) {
+        if (!error) completeOnce(op);
+      });
+    });
+  }
+
+  struct SweepTimer {
+    explicit SweepTimer(const asio::any_io_executor& ex) : strand(asio::make_strand(ex)), timer(strand) {}
+    asio::strand<asio::any_io_executor> strand;
+    asio::steady_timer timer;
+    bool stopped = false;  // guarded by the strand
+  };
+
+  void startSweep() {
+    const auto ttl = core_->options().finishedTtl;
+    const auto interval = std::clamp<std::chrono::milliseconds>(ttl / 2, std::chrono::milliseconds(1),
+                                                                std::chrono::milliseconds(1000));
+    sweepTimer_ = std::make_shared<SweepTimer>(core_->executor()->executor());
+    // The timer must not keep the executor's shutdown waiting.
+    sweepHook_ = core_->executor()->addShutdownHook([timer = sweepTimer_] { stopSweep(timer); });
+    asio::post(sweepTimer_->strand, [timer = sweepTimer_, weakCore = std::weak_ptr<Core>(core_), interval] {
+      scheduleSweep(timer, weakCore, interval);
+    });
+  }
+
+  static void scheduleSweep(const std::shared_ptr<SweepTimer>& timer, const std::weak_ptr<Core>& weakCore,
+                            std::chrono::milliseconds interval) {
+    if (timer->stopped) return;
+    timer->timer.expires_after(interval);
+    timer->timer.async_wait([timer, weakCore, interval](const std::error_code& error) {
+      if (error) return;
+      auto core = weakCore.lock();
+      if (!core) return;
+      core->sweep();
+      scheduleSweep(timer, weakCore, interval);
+    });
+  }
+
+  static void stopSweep(const std::shared_ptr<SweepTimer>& timer) {
+    asio::post(timer->strand, [timer] {
+      timer->stopped = true;
+      timer->timer.cancel();
+    });
+  }
+
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<SweepTimer> sweepTimer_;
+  std::optional<detail::ExecutorCore::HookHandle> sweepHook_;
+};
+
+}  // namespace jobtrack
