@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -407,6 +408,115 @@ TEST_CASE("a client to a port where nothing listens throws ChromaUnavailableErro
     CHECK(contains(what, options.baseUrl));
   }
   CHECK_THROWS_AS(client.createCollection("anything"), chroma::ChromaUnavailableError);
+}
+
+TEST_CASE("retry policy: 502/503/504 are retried, 4xx and other 5xx are not", "[chroma]") {
+  // An in-process stand-in server: a real Chroma cannot be made to answer
+  // 503 on demand. Each route counts its requests.
+  httplib::Server fake;
+  std::atomic<int> heartbeatCalls{0};
+  std::atomic<int> unavailableCalls{0};
+  std::atomic<int> badRequestCalls{0};
+  std::atomic<int> serverErrorCalls{0};
+  std::mutex headerMutex;
+  std::string lastToken;
+  std::string lastAuthorization;
+  auto chromaError = [](httplib::Response& response, int status, const char* type, const char* message) {
+    response.status = status;
+    response.set_content(nlohmann::json{{"error", type}, {"message", message}}.dump(), "application/json");
+  };
+  fake.Get("/api/v2/heartbeat", [&](const httplib::Request& request, httplib::Response& response) {
+    {
+      std::lock_guard lock(headerMutex);
+      lastToken = request.get_header_value("X-Chroma-Token");
+      lastAuthorization = request.get_header_value("Authorization");
+    }
+    if (++heartbeatCalls <= 2) {
+      chromaError(response, heartbeatCalls == 1 ? 503 : 502, "Unavailable", "warming up");
+      return;
+    }
+    response.set_content(R"({"nanosecond heartbeat": 42})", "application/json");
+  });
+  fake.Get("/api/v2/version", [&](const httplib::Request&, httplib::Response& response) {
+    ++unavailableCalls;
+    chromaError(response, 504, "GatewayTimeout", "upstream timed out");
+  });
+  const std::string collections = "/api/v2/tenants/default_tenant/databases/default_database/collections";
+  fake.Post(collections, [&](const httplib::Request&, httplib::Response& response) {
+    ++badRequestCalls;
+    chromaError(response, 422, "InvalidArgumentError", "bad metadata");
+  });
+  fake.Get(collections + "/broken", [&](const httplib::Request&, httplib::Response& response) {
+    ++serverErrorCalls;
+    chromaError(response, 500, "InternalError", "disk on fire");
+  });
+  const int port = fake.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  // The socket listens from here on; requests queue until the loop accepts.
+  std::thread loop([&] { fake.listen_after_bind(); });
+  // Stops the fake on every exit path. stop() is a no-op until the accept
+  // loop runs (is_running()), which the first answered request proves; the
+  // bounded wait only matters when a check failed before that.
+  struct StopOnExit {
+    httplib::Server& server;
+    std::thread& thread;
+    ~StopOnExit() {
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!server.is_running() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      server.stop();
+      thread.join();
+    }
+  } stopOnExit{fake, loop};
+
+  chroma::ChromaDbOptions options;
+  options.baseUrl = "http://127.0.0.1:" + std::to_string(port);
+  options.maxRetries = 2;
+  options.initialBackoff = 1ms;
+  options.readTimeout = 5s;
+  options.authToken = "secret";
+  const chroma::ChromaDbClient client(options);
+
+  CHECK(client.heartbeat() == 42);
+  CHECK(heartbeatCalls == 3);
+  {
+    std::lock_guard lock(headerMutex);
+    CHECK(lastToken == "secret");
+    CHECK(lastAuthorization.empty());
+  }
+
+  try {
+    (void)client.version();
+    FAIL("expected ChromaUnavailableError");
+  } catch (const chroma::ChromaUnavailableError& error) {
+    INFO(error.what());
+    CHECK(error.status() == 504);
+    CHECK(contains(error.what(), "upstream timed out"));
+  }
+  CHECK(unavailableCalls == 3);
+
+  CHECK_THROWS_AS(client.createCollection("valid-name"), chroma::ChromaBadRequestError);
+  CHECK(badRequestCalls == 1);
+
+  try {
+    (void)client.getCollection("broken");
+    FAIL("expected ChromaServerError");
+  } catch (const chroma::ChromaServerError& error) {
+    CHECK(error.status() == 500);
+    CHECK(error.info().errorType == "InternalError");
+    CHECK(contains(error.what(), "GET " + collections + "/broken -> 500 InternalError: disk on fire"));
+  }
+  CHECK(serverErrorCalls == 1);
+
+  options.authHeader = chroma::ChromaAuthHeader::AuthorizationBearer;
+  heartbeatCalls = 2; // answer the next heartbeat at once
+  CHECK(chroma::ChromaDbClient(options).heartbeat() == 42);
+  {
+    std::lock_guard lock(headerMutex);
+    CHECK(lastToken.empty());
+    CHECK(lastAuthorization == "Bearer secret");
+  }
 }
 
 TEST_CASE("a client works again after its Chroma server is stopped and restarted", "[chroma]") {
