@@ -564,6 +564,8 @@ class JobTracker {
   /// returns an invalid future, gives a FAILED job: a job is never lost.
   template <class Supplier>
   JobId submit(std::string name, Supplier&& supplier) {
+    static_assert(std::is_invocable_v<Supplier&, JobContext> || std::is_invocable_v<Supplier&>,
+                  "a job supplier is callable as Future<T>() or Future<T>(JobContext)");
     const JobId id = JobId::generate();
     auto record = std::make_shared<detail::JobRecord<Result>>(id, std::move(name));
     core_->insert(record);
