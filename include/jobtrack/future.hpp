@@ -6,7 +6,7 @@
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
-#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/prefer.hpp>
 #include <asio/system_executor.hpp>
@@ -269,8 +269,11 @@ class [[nodiscard]] Future {
     // operations do, so its io_context or pool does not run out of work.
     auto work = asio::prefer(asio::get_associated_executor(handler, fallback),
                              asio::execution::outstanding_work.tracked);
+    // Posted, never dispatched: the handler must not run inside asyncGet
+    // itself (a ready future) nor inside the cancellation slot's handler
+    // (a cancel emitted on the handler's own executor), as Asio requires.
     state->setContinuation([state, work, handler = std::move(handler)]() mutable {
-      asio::dispatch(work, [state, handler = std::move(handler)]() mutable {
+      asio::post(work, [state, handler = std::move(handler)]() mutable {
         asio::get_associated_cancellation_slot(handler).clear();
         if constexpr (std::is_void_v<T>) {
           std::move(handler)(state->exception());
