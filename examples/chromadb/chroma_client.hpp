@@ -93,7 +93,9 @@ private:
 };
 
 /// Chroma could not be reached (connection refused, timeout, connection
-/// dropped) or answered 502/503/504, on every attempt.
+/// dropped) or answered 502/503/504, on every attempt; or the connection
+/// failed in a way retrying cannot fix (e.g. TLS certificate verification),
+/// after one attempt.
 class ChromaUnavailableError : public ChromaError {
 public:
   using ChromaError::ChromaError;
@@ -336,6 +338,13 @@ public:
     return body.get<std::string>();
   }
 
+  /// GET /api/v2/pre-flight-checks: the most records one add() may carry
+  /// (5461 on Chroma 1.0). Throws ChromaError subclasses.
+  [[nodiscard]] std::size_t maxBatchSize() const {
+    const auto path = apiPath("/pre-flight-checks");
+    return readField<std::size_t>(request("GET", path), "max_batch_size", "GET", path);
+  }
+
   /// Creates a collection. With getOrCreate, returns the existing collection
   /// of that name instead (its metadata unchanged). Throws
   /// ChromaConflictError when the name exists and getOrCreate is false,
@@ -449,8 +458,8 @@ public:
   [[nodiscard]] std::size_t count(const std::string& collectionId) const {
     const auto path = recordsPath(collectionId, "/count");
     const auto body = request("GET", path);
-    if (!body.is_number_unsigned() && !body.is_number_integer()) {
-      throw unexpected("GET", path, "expected a number");
+    if (!body.is_number_integer() || body.get<std::int64_t>() < 0) {
+      throw unexpected("GET", path, "expected a non-negative integer");
     }
     return body.get<std::size_t>();
   }
@@ -514,6 +523,21 @@ private:
 
   static bool isUnavailableStatus(int status) { return status == 502 || status == 503 || status == 504; }
 
+  /// Transport failures worth another attempt: the server may be starting,
+  /// restarting or overloaded.
+  static bool isTransientTransportError(httplib::Error error) {
+    switch (error) {
+    case httplib::Error::Connection:
+    case httplib::Error::ConnectionTimeout:
+    case httplib::Error::Read:
+    case httplib::Error::Write:
+    case httplib::Error::SSLConnection:
+      return true;
+    default:
+      return false;
+    }
+  }
+
   /// Sends one request with retries and returns the parsed JSON body (null
   /// for an empty body); throws the matching ChromaError.
   nlohmann::json request(const std::string& method, const std::string& path,
@@ -535,6 +559,10 @@ private:
         lastFailure.status = 0;
         lastFailure.errorType = "";
         lastFailure.message = httplib::to_string(result.error()) + " (" + options_.baseUrl + ")";
+        if (!isTransientTransportError(result.error())) {
+          // E.g. certificate verification: trying again cannot help.
+          throw ChromaUnavailableError(std::move(lastFailure));
+        }
         continue;
       }
       const int status = result->status;

@@ -184,7 +184,7 @@ std::vector<float> repeated(std::size_t dimension, float value) { return std::ve
 
 } // namespace
 
-TEST_CASE("heartbeat and version answer", "[chroma]") {
+TEST_CASE("heartbeat, version and pre-flight checks answer", "[chroma]") {
   const auto url = requiredEnv("CHROMA_URL");
   if (!url) {
     return;
@@ -195,6 +195,7 @@ TEST_CASE("heartbeat and version answer", "[chroma]") {
   INFO("version " << version);
   CHECK(!version.empty());
   CHECK(std::isdigit(static_cast<unsigned char>(version.front())) != 0);
+  CHECK(client.maxBatchSize() >= 100); // the batch size the tests use
 }
 
 TEST_CASE("collections: create, get, list, get-or-create, conflict, delete", "[chroma]") {
