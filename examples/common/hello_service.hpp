@@ -8,9 +8,11 @@
 #include <jobtrack/jobtrack.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -75,11 +77,13 @@ class HelloService {
   /// Three greetings at once with executeAll: ["Hello, Ada!", "Hello, Alan!", "Hello, Grace!"].
   JobId startAllJob() {
     return tracker_.submit("all", [this](JobContext context) {
-      std::vector<std::string> names = {"ada", "alan", "grace"};
+      const std::vector<std::string> names = {"ada", "alan", "grace"};
+      auto greeted = std::make_shared<std::atomic<int>>(0);
       std::vector<std::function<std::string(std::stop_token)>> greetings;
       for (std::size_t i = 0; i < names.size(); ++i) {
-        greetings.emplace_back([this, context, name = names[i], i](std::stop_token stop) {
+        greetings.emplace_back([this, context, greeted, name = names[i], i](std::stop_token stop) {
           work(std::chrono::milliseconds(500 * static_cast<int>(i + 1)), stop, context, 0, 0);
+          context.reportProgress(++*greeted * 100 / 3, "greeted " + capitalize(name));
           return "Hello, " + capitalize(name) + "!";
         });
       }
