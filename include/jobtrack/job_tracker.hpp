@@ -7,6 +7,8 @@
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/prefer.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -716,10 +718,16 @@ class JobTracker {
                              Handler handler) {
     struct Operation {
       Operation(Handler h, asio::strand<asio::any_io_executor> s)
-          : handler(std::move(h)), strand(s), timer(std::move(s)) {}
+          : handler(std::move(h)),
+            // Keep the handler's executor busy until we complete, as Asio's own operations do.
+            work(asio::prefer(asio::get_associated_executor(*handler, s.get_inner_executor()),
+                              asio::execution::outstanding_work.tracked)),
+            strand(s),
+            timer(std::move(s)) {}
       std::mutex mutex;
       bool done = false;
       std::optional<Handler> handler;
+      asio::any_io_executor work;
       asio::strand<asio::any_io_executor> strand;
       asio::steady_timer timer;
       std::shared_ptr<Record> record;
@@ -734,6 +742,7 @@ class JobTracker {
     // Completes once, whoever comes first: the job, the timer, or a cancel.
     auto completeOnce = [](const std::shared_ptr<Operation>& o) {
       std::optional<Handler> h;
+      asio::any_io_executor work;
       bool waiting = false;
       {
         std::lock_guard lock(o->mutex);
@@ -741,6 +750,7 @@ class JobTracker {
         o->done = true;
         h.emplace(std::move(*o->handler));
         o->handler.reset();
+        work = std::move(o->work);
         waiting = o->waiting;
       }
       std::optional<Snapshot> snapshot;
@@ -750,9 +760,8 @@ class JobTracker {
         snapshot = o->record->snapshot;
       }
       asio::post(o->strand, [o] { o->timer.cancel(); });
-      auto executor = asio::get_associated_executor(*h, o->strand.get_inner_executor());
       asio::get_associated_cancellation_slot(*h).clear();
-      asio::post(executor, [h = std::move(*h), snapshot = std::move(snapshot)]() mutable {
+      asio::post(work, [h = std::move(*h), snapshot = std::move(snapshot)]() mutable {
         std::move(h)(std::move(snapshot));
       });
     };
