@@ -41,6 +41,7 @@
 #include "jobtrack/future.hpp"
 #include "jobtrack/job_id.hpp"
 #include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_store.hpp"
 #include "jobtrack/job_status.hpp"
 
 namespace jobtrack {
@@ -219,14 +220,62 @@ struct Subscriber {
 };
 
 template <class Result>
-class TrackerCore : public std::enable_shared_from_this<TrackerCore<Result>> {
+class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_from_this<TrackerCore<Result>> {
  public:
   using Snapshot = JobSnapshot<Result>;
   using Record = JobRecord<Result>;
   using RecordPtr = std::shared_ptr<Record>;
 
-  TrackerCore(std::shared_ptr<ExecutorCore> executor, TrackerOptions options)
-      : executor_(std::move(executor)), options_(options) {}
+  TrackerCore(std::shared_ptr<ExecutorCore> executor, TrackerOptions options,
+              std::shared_ptr<JobStore<Result>> store)
+      : executor_(std::move(executor)), options_(options), store_(std::move(store)) {}
+
+  const std::shared_ptr<JobStore<Result>>& store() const noexcept { return store_; }
+
+  // ---- jobs owned by other instances (only with a store) ----
+
+  /// A local mirror of a job another instance owns, kept while someone
+  /// waits on it, so wait/asyncWait work the same for remote jobs.
+  RecordPtr findOrMirror(const JobId& id) {
+    if (auto record = find(id)) return record;
+    if (!store_) return nullptr;
+    auto loaded = store_->load(id);
+    if (!loaded) return nullptr;
+    RecordPtr mirror;
+    {
+      std::lock_guard lock(mirrorsMutex_);
+      std::erase_if(mirrors_, [](const auto& entry) { return entry.second.expired(); });
+      if (auto existing = mirrors_[id].lock()) {
+        mirror = existing;
+      } else {
+        mirror = std::make_shared<Record>(id, loaded->name);
+        mirrors_[id] = mirror;
+      }
+    }
+    applyRemote(*mirror, *loaded);
+    // The job may have finished between the load and the mirror's creation.
+    if (auto again = store_->load(id)) applyRemote(*mirror, *again);
+    return mirror;
+  }
+
+  void onRemoteChange(const Snapshot& snapshot) override {
+    RecordPtr mirror;
+    {
+      std::lock_guard lock(mirrorsMutex_);
+      if (auto it = mirrors_.find(snapshot.id); it != mirrors_.end()) mirror = it->second.lock();
+    }
+    if (mirror) {
+      applyRemote(*mirror, snapshot);
+    } else {
+      deliver(snapshot);
+    }
+  }
+
+  bool onCancelRequest(const JobId& id) override {
+    if (!find(id)) return false;
+    cancel(id);
+    return true;
+  }
 
   // ---- registry ----
 
@@ -340,7 +389,7 @@ class TrackerCore : public std::enable_shared_from_this<TrackerCore<Result>> {
 
   CancelResult cancel(const JobId& id) {
     auto record = find(id);
-    if (!record) return CancelResult::NotFound;
+    if (!record) return store_ ? store_->requestCancel(id) : CancelResult::NotFound;
     const bool cancelled = finish(record, JobStatus::Cancelled, [](Snapshot& s) {
       s.errorKind = ErrorKind::Cancelled;
       s.error = "cancelled";
@@ -435,8 +484,29 @@ class TrackerCore : public std::enable_shared_from_this<TrackerCore<Result>> {
     }
   }
 
-  /// Queues `snapshot` for every subscriber. Called with the record's lock held.
+  /// Updates a mirror with a remote snapshot (never backwards), tells
+  /// subscribers, and runs its waiters once it is terminal.
+  void applyRemote(Record& mirror, const Snapshot& snapshot) {
+    std::list<UniqueFunction> waiters;
+    {
+      std::lock_guard lock(mirror.mutex);
+      if (isTerminal(mirror.snapshot.status)) return;
+      mirror.snapshot = snapshot;
+      deliver(snapshot);
+      if (isTerminal(snapshot.status)) waiters.swap(mirror.waiters);
+    }
+    for (auto& waiter : waiters) waiter();
+  }
+
+  /// Records a change of a local job: in the store, if any, and for every
+  /// subscriber. Called with the record's lock held.
   void publish(const Snapshot& snapshot) {
+    if (store_) store_->save(snapshot);
+    deliver(snapshot);
+  }
+
+  /// Queues `snapshot` for every subscriber. Called with the record's lock held.
+  void deliver(const Snapshot& snapshot) {
     std::shared_ptr<const std::vector<std::shared_ptr<Subscriber<Result>>>> subscribers;
     {
       std::lock_guard lock(subscribersMutex_);
@@ -498,6 +568,10 @@ class TrackerCore : public std::enable_shared_from_this<TrackerCore<Result>> {
 
   std::shared_ptr<ExecutorCore> executor_;
   TrackerOptions options_;
+  std::shared_ptr<JobStore<Result>> store_;
+
+  std::mutex mirrorsMutex_;
+  std::unordered_map<JobId, std::weak_ptr<Record>> mirrors_;
 
   mutable std::shared_mutex mutex_;  // guards jobs_, byCreation_, finished_
   std::unordered_map<JobId, RecordPtr> jobs_;
@@ -547,7 +621,15 @@ class JobTracker {
   /// A tracker whose jobs run on `executor` (which also runs its retention
   /// timer and subscription callbacks).
   explicit JobTracker(AsyncExecutor& executor, TrackerOptions options = {})
-      : core_(std::make_shared<detail::TrackerCore<Result>>(detail::coreOf(executor), options)) {
+      : JobTracker(executor, options, nullptr) {}
+
+  /// A tracker that shares its jobs through `store` (e.g. a RedisJobStore):
+  /// get, list, wait, asyncWait, cancel and subscribe then also see the jobs
+  /// of every other instance using the same store. Its own jobs are still
+  /// served from memory.
+  JobTracker(AsyncExecutor& executor, TrackerOptions options, std::shared_ptr<JobStore<Result>> store)
+      : core_(std::make_shared<detail::TrackerCore<Result>>(detail::coreOf(executor), options, std::move(store))) {
+    if (core_->store()) core_->store()->attach(core_);
     startSweep();
   }
 
@@ -596,7 +678,7 @@ class JobTracker {
   /// (never reported as PENDING). Never torn. Cost: one hash lookup.
   [[nodiscard]] std::optional<Snapshot> get(const JobId& id) const {
     auto record = core_->find(id);
-    if (!record) return std::nullopt;
+    if (!record) return core_->store() ? core_->store()->load(id) : std::nullopt;
     std::lock_guard lock(record->mutex);
     return record->snapshot;
   }
@@ -604,17 +686,34 @@ class JobTracker {
   /// Up to `limit` jobs matching `filter`, newest first. Cost grows with
   /// `limit` (and with the jobs a filter skips), not with the jobs kept.
   [[nodiscard]] std::vector<Snapshot> list(std::size_t limit = 50, const ListFilter& filter = {}) const {
-    return core_->list(limit, filter);
+    auto local = core_->list(limit, filter);
+    if (!core_->store()) return local;
+    // The store has every instance's jobs; this instance's own are fresher in memory.
+    auto merged = core_->store()->list(limit, filter);
+    std::unordered_map<JobId, std::size_t> position;
+    for (std::size_t i = 0; i < merged.size(); ++i) position.emplace(merged[i].id, i);
+    for (auto& snapshot : local) {
+      if (auto it = position.find(snapshot.id); it != position.end()) {
+        merged[it->second] = std::move(snapshot);
+      } else {
+        merged.push_back(std::move(snapshot));
+      }
+    }
+    std::stable_sort(merged.begin(), merged.end(),
+                     [](const Snapshot& a, const Snapshot& b) { return a.createdAt > b.createdAt; });
+    if (merged.size() > limit) merged.resize(limit);
+    return merged;
   }
 
   /// Cancels the job: it becomes CANCELLED and its work is asked to stop
   /// (its future is cancelled and the JobContext's stop token signalled).
+  /// With a store, a job of another instance is cancelled by its owner.
   CancelResult cancel(const JobId& id) { return core_->cancel(id); }
 
   /// Blocks until the job finishes or `timeout` passes; returns its snapshot
   /// then (not finished if the time ran out), or nullopt for an unknown id.
   std::optional<Snapshot> wait(const JobId& id, std::chrono::milliseconds timeout) const {
-    auto record = core_->find(id);
+    auto record = core_->findOrMirror(id);
     if (!record) return std::nullopt;
     struct Signal {
       std::mutex mutex;
@@ -735,7 +834,7 @@ class JobTracker {
       bool waiting = false;
     };
     auto fallback = core->executor()->executor();
-    auto record = core->find(id);
+    auto record = core->findOrMirror(id);
     auto op = std::make_shared<Operation>(std::move(handler), asio::make_strand(fallback));
     op->record = record;
 
