@@ -8,6 +8,7 @@
 #include "jobtrack/future.hpp"
 #include "jobtrack/job_id.hpp"
 #include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_store.hpp"
 #include "jobtrack/job_status.hpp"
 #include "jobtrack/job_tracker.hpp"
 #include "jobtrack/json.hpp"
