@@ -1,0 +1,142 @@
+/// @file
+/// Figure 5: executeAny of a fast task and two slow cooperative ones. How
+/// long do the losers keep burning CPU once the winner has returned? Next to
+/// a hand-rolled race: three threads sharing one std::stop_source that the
+/// winner signals itself.
+
+#include <memory>
+#include <stop_token>
+#include <thread>
+
+#include <jobtrack/jobtrack.hpp>
+
+#include "harness.hpp"
+
+namespace jobtrack::bench {
+namespace {
+
+/// What one loser saw: a (wall, thread CPU) pair at every stop check.
+struct LoserLog {
+  struct Check {
+    Clock::time_point wall;
+    std::chrono::nanoseconds cpu;
+  };
+  std::vector<Check> checks;
+};
+
+/// Busy work of `slice` thread-CPU time, then a stop check; repeated until
+/// the token is signalled (or 10 000 checks, a safety net).
+int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice) {
+  log.checks.reserve(10'000);
+  for (int i = 0; i < 10'000; ++i) {
+    const auto until = threadCpuTime() + slice;
+    while (threadCpuTime() < until) {
+    }
+    log.checks.push_back({Clock::now(), threadCpuTime()});
+    if (stop.stop_requested()) break;
+  }
+  return 0;
+}
+
+/// The winner: returns after 2 ms of sleep (leaving the CPU to the losers).
+int winner(Clock::time_point& wonAt) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  wonAt = Clock::now();
+  return 1;
+}
+
+struct AfterWin {
+  std::size_t checks = 0;  ///< checks that started after the win (the one that saw stop included)
+  double cpuMicros = 0;    ///< CPU burnt after the win (estimate, see below)
+};
+
+AfterWin afterWin(const LoserLog& log, Clock::time_point wonAt, std::chrono::microseconds slice) {
+  AfterWin result;
+  if (log.checks.empty()) return result;
+  // The last check at or before the win; CPU since then, minus the part of
+  // the slice that ran before the win.
+  LoserLog::Check last{wonAt, log.checks.front().cpu - slice};
+  for (const auto& check : log.checks) {
+    if (check.wall <= wonAt) {
+      last = check;
+    } else {
+      ++result.checks;
+    }
+  }
+  const auto beforeWin = std::min<Clock::duration>(wonAt - last.wall, slice);
+  const auto cpu = log.checks.back().cpu - last.cpu - beforeWin;
+  result.cpuMicros = std::max(0.0, micros(cpu));
+  return result;
+}
+
+struct Summary {
+  double meanCpuMicros = 0;
+  std::size_t maxChecks = 0;
+  double meanChecks = 0;
+};
+
+template <class RunOne>
+Summary summarise(std::size_t races, std::chrono::microseconds slice, RunOne runOne) {
+  Summary summary;
+  std::size_t losers = 0;
+  for (std::size_t r = 0; r < races; ++r) {
+    LoserLog a;
+    LoserLog b;
+    Clock::time_point wonAt;
+    runOne(a, b, wonAt);
+    for (const auto* log : {&a, &b}) {
+      const auto after = afterWin(*log, wonAt, slice);
+      summary.meanCpuMicros += after.cpuMicros;
+      summary.meanChecks += static_cast<double>(after.checks);
+      summary.maxChecks = std::max(summary.maxChecks, after.checks);
+      ++losers;
+    }
+  }
+  summary.meanCpuMicros /= static_cast<double>(losers);
+  summary.meanChecks /= static_cast<double>(losers);
+  return summary;
+}
+
+}  // namespace
+
+void figureRace(const Config& config, std::vector<Row>& rows) {
+  const auto slice = config.checkEvery;
+  AsyncExecutor executor(ExecutorOptions{.coreThreads = 2, .blockingThreads = 4});
+  const auto ours = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt) {
+    std::atomic<int> stopped{0};
+    auto slow = [&stopped, slice](LoserLog& log) {
+      return [&stopped, &log, slice](std::stop_token stop) {
+        const int value = loser(stop, log, slice);
+        stopped.fetch_add(1);
+        return value;
+      };
+    };
+    auto race = executor.executeAny([&wonAt] { return winner(wonAt); }, slow(a), slow(b));
+    if (race.get() != 1) throw std::runtime_error("figure 5: the fast task did not win");
+    // The losers run on, detached: wait until both have stopped before their logs go.
+    waitUntil([&] { return stopped.load() == 2; });
+  });
+  const auto base = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt) {
+    std::stop_source stop;
+    std::jthread fast([&] {
+      winner(wonAt);
+      stop.request_stop();
+    });
+    std::jthread slowA([&] { loser(stop.get_token(), a, slice); });
+    std::jthread slowB([&] { loser(stop.get_token(), b, slice); });
+  });
+
+  const std::string fig = "5 race";
+  const std::string context = std::to_string(config.races) + " races; a stop check every " +
+                              std::to_string(slice.count()) + " us of CPU; mean checks after win " +
+                              std::to_string(ours.meanChecks) + " (hand-rolled " + std::to_string(base.meanChecks) +
+                              ")";
+  rows.push_back(Row{fig, "loser CPU after the win (mean)", ours.meanCpuMicros, base.meanCpuMicros, "us",
+                     "shared std::stop_source", "", {}, context});
+  Row checks{fig, "loser checks after the win (max)", static_cast<double>(ours.maxChecks),
+             static_cast<double>(base.maxChecks), "checks", "shared std::stop_source", "ours <= 1", {}, ""};
+  checks.met = ours.maxChecks <= 1;
+  rows.push_back(checks);
+}
+
+}  // namespace jobtrack::bench
