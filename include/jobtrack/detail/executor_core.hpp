@@ -142,6 +142,14 @@ class ExecutorCore final : public Scheduler {
       return false;
     }
     counters_.started.fetch_add(1, std::memory_order_relaxed);
+    // cancel() completes the state before it runs the cancel hook that moves
+    // the phase away from Queued: a cancel in that window has already
+    // completed the future, so the body must not run. (A leaf's state only
+    // becomes ready through its body or a cancel.)
+    if (state.isReady()) {
+      finishTask(state, false, false);
+      return false;
+    }
     state.markStarted();
     return true;
   }
@@ -182,6 +190,9 @@ class ExecutorCore final : public Scheduler {
   /// Stops taking work, cancels everything pending or running, and joins
   /// the threads within the shutdown timeout. Idempotent.
   ShutdownResult shutdown() {
+    // Held throughout, so a concurrent second call waits for the first one
+    // and returns its result instead of reading it while it is written.
+    std::lock_guard serialize(shutdownMutex_);
     {
       std::unique_lock gate(gate_);
       if (closed_) return lastShutdown_;
@@ -236,6 +247,7 @@ class ExecutorCore final : public Scheduler {
   std::chrono::milliseconds shutdownTimeout_;
   TaskCounters counters_;
 
+  std::mutex shutdownMutex_;
   mutable std::shared_mutex gate_;
   bool closed_ = false;
   ShutdownResult lastShutdown_;
