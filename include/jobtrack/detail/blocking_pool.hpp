@@ -132,7 +132,12 @@ class BlockingPool {
       task.run();
       task = {};
       lock.lock();
-      shared->running[index].reset();
+      auto finished = std::move(shared->running[index]);
+      lock.unlock();
+      // Released outside the lock: for a worker detached at shutdown this may
+      // be the executor's last owner, whose destructor locks this mutex.
+      finished.reset();
+      lock.lock();
     }
     shared->exited[index] = true;
     --shared->liveWorkers;
