@@ -112,6 +112,21 @@ concept Task = std::is_invocable_v<F&> || std::is_invocable_v<F&, std::stop_toke
 template <class F>
 using TaskValue = typename TaskTraits<std::decay_t<F>>::Value;
 
+/// The second stage of executeAndThen: called with the first stage's value
+/// (nothing for void), optionally followed by a std::stop_token.
+template <class G, class T>
+struct StageTraits {
+  static constexpr bool takesStopToken = std::is_invocable_v<G&, T, std::stop_token>;
+  using Result = typename std::conditional_t<takesStopToken, std::invoke_result<G&, T, std::stop_token>,
+                                             std::invoke_result<G&, T>>::type;
+};
+template <class G>
+struct StageTraits<G, void> {
+  static constexpr bool takesStopToken = std::is_invocable_v<G&, std::stop_token>;
+  using Result = typename std::conditional_t<takesStopToken, std::invoke_result<G&, std::stop_token>,
+                                             std::invoke_result<G&>>::type;
+};
+
 /// Cancels the state if a coroutine frame is destroyed before finishing
 /// (its pool was torn down), so no future stays pending.
 struct CancelIfUnfinished {
@@ -189,8 +204,10 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
   using T = TaskValue<F>;
   auto state = std::make_shared<SharedState<T>>(core);
   auto refuse = [&]() -> Future<T> {
-    if (throwIfClosed) throw ExecutorShutdownError{};
+    // Cancelled even when throwing: once counted as submitted, the task must
+    // also be counted as cancelled, or the stats show it queued forever.
     state->cancel();
+    if (throwIfClosed) throw ExecutorShutdownError{};
     return futureFrom(std::move(state));
   };
   if (core->isClosed()) return refuse();
@@ -372,14 +389,26 @@ class AsyncExecutor {
   }
 
   /// Runs `first`, then `then` with its result. `then` returns U (run on the
-  /// blocking pool), Future<U>, or asio::awaitable<U> (run as a coroutine).
+  /// blocking pool; it may take a std::stop_token after the value, signalled
+  /// on cancel), Future<U>, or asio::awaitable<U> (run as a coroutine).
   /// A failure of `first` skips `then`; a cancel reaches whichever stage runs.
   template <detail::Task F, class G>
   auto executeAndThen(F&& first, G&& then) {
     using T = detail::TaskValue<F>;
-    using R = typename detail::ValueCallResult<std::decay_t<G>, T>::type;
+    using Stage = detail::StageTraits<std::decay_t<G>, T>;
+    using R = typename Stage::Result;
     auto firstFuture = executeAsync(std::forward<F>(first));
-    if constexpr (detail::IsFuture<R>) {
+    if constexpr (Stage::takesStopToken) {
+      static_assert(!detail::IsFuture<R> && !detail::IsAwaitable<R>,
+                    "executeAndThen: a second stage taking a std::stop_token must return a plain value");
+      return firstFuture.then([core = core_, then = std::forward<G>(then)](auto&&... value) mutable {
+        auto stage = [then = std::move(then), ... captured = std::forward<decltype(value)>(value)](
+                         std::stop_token stop) mutable -> R {
+          return std::invoke(then, std::move(captured)..., std::move(stop));
+        };
+        return detail::launch(core, std::move(stage), false);
+      });
+    } else if constexpr (detail::IsFuture<R>) {
       return firstFuture.then(std::forward<G>(then));
     } else {
       return firstFuture.then([core = core_, then = std::forward<G>(then)](auto&&... value) mutable {
