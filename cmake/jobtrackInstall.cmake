@@ -18,9 +18,14 @@ set(JOBTRACK_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/jobtrack"
     CACHE STRING "Where to install jobtrack's CMake package files (relative to the prefix)")
 mark_as_advanced(JOBTRACK_INSTALL_CMAKEDIR)
 
+# INCLUDES DESTINATION as well as the FILE_SET: the exported FILE_SET is only
+# read by CMake >= 3.23 (the generated file skips it for older versions), and
+# a consumer of the installed package may have an older CMake (Ubuntu 22.04
+# ships 3.22). INCLUDES writes a plain INTERFACE_INCLUDE_DIRECTORIES.
 install(TARGETS jobtrack
   EXPORT jobtrackTargets
-  FILE_SET HEADERS DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT jobtrack_Development)
+  FILE_SET HEADERS DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT jobtrack_Development
+  INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 
 install(EXPORT jobtrackTargets
   NAMESPACE jobtrack::

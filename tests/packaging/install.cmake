@@ -69,6 +69,13 @@ foreach(_file IN ITEMS
   endif()
 endforeach()
 
+# The include directory is exported outside the FILE_SET too, for consumers
+# with CMake < 3.23 (see cmake/jobtrackInstall.cmake).
+file(READ "${_cmakedir}/jobtrackTargets.cmake" _targets)
+if(NOT _targets MATCHES "INTERFACE_INCLUDE_DIRECTORIES \"\\\$\{_IMPORT_PREFIX\}/include\"")
+  message(FATAL_ERROR "jobtrackTargets.cmake sets no INTERFACE_INCLUDE_DIRECTORIES outside the FILE_SET")
+endif()
+
 # Every header of the source tree is installed, at the same relative path.
 file(GLOB_RECURSE _headers RELATIVE "${SOURCE_DIR}/include" "${SOURCE_DIR}/include/*.hpp")
 foreach(_header IN LISTS _headers)
