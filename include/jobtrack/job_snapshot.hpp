@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -78,7 +79,8 @@ void to_json(nlohmann::json& j, const JobSnapshot<Result>& s) {
 /// Reads what to_json writes. "jobId", "status" and "createdAt" are
 /// required; the rest may be missing or null. Throws
 /// nlohmann::json::exception for wrong JSON types and std::invalid_argument
-/// for malformed ids, statuses, kinds, times or an out-of-range progress.
+/// for malformed ids, statuses, kinds, times or a progress that is not an
+/// integer within 0-100.
 template <class Result>
 void from_json(const nlohmann::json& j, JobSnapshot<Result>& s) {
   if (!j.is_object()) throw std::invalid_argument("jobtrack: a job snapshot must be a JSON object");
@@ -87,10 +89,13 @@ void from_json(const nlohmann::json& j, JobSnapshot<Result>& s) {
   read.status = j.at("status").get<JobStatus>();
   if (auto it = j.find("name"); it != j.end() && !it->is_null()) read.name = it->get<std::string>();
   if (auto it = j.find("progress"); it != j.end() && !it->is_null()) {
+    // An integer 0-100 only: get<int>() would accept 50.5 or true, wrap a
+    // large unsigned value, and convert an out-of-range float undefinedly.
+    const bool inRange = (it->is_number_unsigned() && it->get<std::uint64_t>() <= 100) ||
+                         (it->is_number_integer() && !it->is_number_unsigned() && it->get<std::int64_t>() >= 0 &&
+                          it->get<std::int64_t>() <= 100);
+    if (!inRange) throw std::invalid_argument("jobtrack: progress must be an integer within 0-100");
     read.progress = it->get<int>();
-    if (read.progress < 0 || read.progress > 100) {
-      throw std::invalid_argument("jobtrack: progress must be within 0-100");
-    }
   }
   if (auto it = j.find("message"); it != j.end() && !it->is_null()) read.message = it->get<std::string>();
   if (auto it = j.find("result"); it != j.end() && !it->is_null()) read.result = it->get<Result>();
