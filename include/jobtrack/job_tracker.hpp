@@ -31,6 +31,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -137,7 +138,9 @@ class Subscription {
   Subscription& operator=(const Subscription&) = delete;
   ~Subscription() { reset(); }
 
-  /// Stops delivery. Events already being delivered may still arrive.
+  /// Stops delivery. If a callback of this subscription is running on
+  /// another thread, waits until it returns: afterwards the callback never
+  /// runs again. May be called from within the callback itself.
   void reset() noexcept {
     if (auto cancel = std::exchange(cancel_, nullptr)) cancel();
   }
@@ -183,6 +186,19 @@ inline std::pair<ErrorKind, std::string> classify(const std::exception_ptr& erro
   }
 }
 
+/// The current time at the precision snapshots are written to JSON
+/// (milliseconds), so that a snapshot read back from its JSON equals it.
+inline std::chrono::system_clock::time_point snapshotNow() {
+  return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+/// `timeout` capped at a century: the clocks count nanoseconds, so
+/// milliseconds::max() ("wait forever") would overflow into the past.
+inline std::chrono::milliseconds boundedTimeout(std::chrono::milliseconds timeout) {
+  constexpr std::chrono::milliseconds century = std::chrono::hours(24 * 365 * 100);
+  return std::min(timeout, century);
+}
+
 /// One job's mutable state. Fields below the mutex are guarded by it.
 template <class Result>
 struct JobRecord {
@@ -191,7 +207,7 @@ struct JobRecord {
   JobRecord(JobId id, std::string name) {
     snapshot.id = id;
     snapshot.name = std::move(name);
-    snapshot.createdAt = std::chrono::system_clock::now();
+    snapshot.createdAt = snapshotNow();
   }
 
   mutable std::mutex mutex;
@@ -214,7 +230,9 @@ struct Subscriber {
 
   std::function<void(const Snapshot&)> callback;
   std::mutex mutex;
+  std::condition_variable idle;  // notified when a callback returns
   std::deque<Snapshot> queue;
+  std::thread::id deliveringOn;  // the thread running the callback, if any
   bool draining = false;
   bool active = true;
 };
@@ -280,15 +298,18 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
   // ---- registry ----
 
   void insert(const RecordPtr& record) {
-    {
-      std::unique_lock lock(mutex_);
-      jobs_.emplace(record->snapshot.id, record);
-      record->creationPosition = byCreation_.insert(byCreation_.end(), record);
-    }
+    // Counted and announced as PENDING before the job becomes visible:
+    // once list() can show it, another thread may cancel it, and its
+    // CANCELLED event must come after (and instead of a second) PENDING.
     adjust(std::nullopt, JobStatus::Pending);
     submitted_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard recordLock(record->mutex);
-    publish(record->snapshot);
+    {
+      std::lock_guard recordLock(record->mutex);
+      publish(record->snapshot);
+    }
+    std::unique_lock lock(mutex_);
+    jobs_.emplace(record->snapshot.id, record);
+    record->creationPosition = byCreation_.insert(byCreation_.end(), record);
   }
 
   RecordPtr find(const JobId& id) const {
@@ -318,7 +339,7 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
     std::lock_guard lock(record.mutex);
     if (record.snapshot.status != JobStatus::Pending) return;
     record.snapshot.status = JobStatus::Running;
-    record.snapshot.startedAt = std::chrono::system_clock::now();
+    record.snapshot.startedAt = snapshotNow();
     adjust(JobStatus::Pending, JobStatus::Running);
     publish(record.snapshot);
   }
@@ -329,7 +350,7 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
     if (isTerminal(s.status)) return;
     if (s.status == JobStatus::Pending) {
       s.status = JobStatus::Running;
-      s.startedAt = std::chrono::system_clock::now();
+      s.startedAt = snapshotNow();
       adjust(JobStatus::Pending, JobStatus::Running);
     }
     s.progress = std::clamp(percent, 0, 100);
@@ -350,7 +371,7 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
       if (isTerminal(s.status)) return false;
       const JobStatus previous = s.status;
       s.status = status;
-      s.completedAt = std::chrono::system_clock::now();
+      s.completedAt = snapshotNow();
       std::forward<Update>(update)(s);
       adjust(previous, status);
       waiters.swap(record->waiters);
@@ -428,9 +449,15 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
     std::weak_ptr<TrackerCore> weakSelf = this->shared_from_this();
     return Subscription([weakSelf, subscriber] {
       {
-        std::lock_guard lock(subscriber->mutex);
+        std::unique_lock lock(subscriber->mutex);
         subscriber->active = false;
         subscriber->queue.clear();
+        // Once reset() returns the callback is never running, so what it
+        // captured may be destroyed; a callback may end its own subscription.
+        subscriber->idle.wait(lock, [&] {
+          return subscriber->deliveringOn == std::thread::id() ||
+                 subscriber->deliveringOn == std::this_thread::get_id();
+        });
       }
       if (auto self = weakSelf.lock()) self->removeSubscriber(subscriber);
     });
@@ -534,22 +561,24 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
   // slow or blocking callback delays only its own events.
   void scheduleDrain(const std::shared_ptr<Subscriber<Result>>& subscriber) {
     BlockingPool::Task task{nullptr, [subscriber] {
+                              std::unique_lock lock(subscriber->mutex);
                               for (;;) {
-                                Snapshot next;
-                                {
-                                  std::lock_guard lock(subscriber->mutex);
-                                  if (subscriber->queue.empty() || !subscriber->active) {
-                                    subscriber->draining = false;
-                                    return;
-                                  }
-                                  next = std::move(subscriber->queue.front());
-                                  subscriber->queue.pop_front();
+                                if (subscriber->queue.empty() || !subscriber->active) {
+                                  subscriber->draining = false;
+                                  return;
                                 }
+                                Snapshot next = std::move(subscriber->queue.front());
+                                subscriber->queue.pop_front();
+                                subscriber->deliveringOn = std::this_thread::get_id();
+                                lock.unlock();
                                 try {
                                   subscriber->callback(next);
                                 } catch (...) {  // NOLINT(bugprone-empty-catch)
                                   // A throwing subscriber must not stop delivery to itself or others.
                                 }
+                                lock.lock();
+                                subscriber->deliveringOn = std::thread::id();
+                                subscriber->idle.notify_all();
                               }
                             }};
     if (!executor_->postBlocking(task)) {
@@ -655,14 +684,18 @@ class JobTracker {
     core_->insert(record);
     try {
       if constexpr (std::is_invocable_v<Supplier&, JobContext>) {
-        std::stop_token token;
+        // The job is visible (list) from insert() on: if it was cancelled
+        // already, its context starts out stopped rather than never stopping.
+        std::stop_source stop;
         {
           std::lock_guard lock(record->mutex);
-          if (!isTerminal(record->snapshot.status)) {
-            record->stop.emplace();
-            token = record->stop->get_token();
+          if (isTerminal(record->snapshot.status)) {
+            stop.request_stop();
+          } else {
+            record->stop = stop;
           }
         }
+        std::stop_token token = stop.get_token();
         auto sink = std::make_shared<detail::RecordProgress<Result>>(core_, record);
         attach(record, supplier(JobContext(id, std::move(token), std::move(sink))));
       } else {
@@ -733,7 +766,7 @@ class JobTracker {
                                         position);
     if (added) {
       std::unique_lock lock(signal->mutex);
-      if (!signal->cv.wait_for(lock, timeout, [&] { return signal->done; })) {
+      if (!signal->cv.wait_for(lock, detail::boundedTimeout(timeout), [&] { return signal->done; })) {
         lock.unlock();
         removeWaiter(*record, position);
       }
@@ -760,7 +793,9 @@ class JobTracker {
   /// one subscription run one at a time, in order, on the executor's
   /// blocking pool, never inside submit/cancel; a throwing callback is
   /// ignored, and a stalled one only delays (and may drop) its own
-  /// non-terminal events.
+  /// non-terminal events, though it occupies a blocking-pool thread while
+  /// it stalls. Destroying the Subscription waits for a callback in
+  /// progress (see Subscription::reset).
   [[nodiscard]] Subscription subscribe(std::function<void(const Snapshot&)> callback) {
     return core_->subscribe(std::move(callback));
   }
@@ -859,8 +894,11 @@ class JobTracker {
         snapshot = o->record->snapshot;
       }
       asio::post(o->strand, [o] { o->timer.cancel(); });
-      asio::get_associated_cancellation_slot(*h).clear();
+      // The slot is cleared by the posted completion, on the handler's own
+      // executor: completeOnce may run on any thread (a slot is not
+      // thread-safe) or inside the slot's handler (which clear() destroys).
       asio::post(work, [h = std::move(*h), snapshot = std::move(snapshot)]() mutable {
+        asio::get_associated_cancellation_slot(h).clear();
         std::move(h)(std::move(snapshot));
       });
     };
@@ -886,7 +924,13 @@ class JobTracker {
       return;
     }
     asio::post(op->strand, [op, timeout, completeOnce] {
-      op->timer.expires_after(timeout);
+      {
+        // Completed before the timer was armed: its cancel has run already,
+        // so arming it now would keep the operation alive until it expires.
+        std::lock_guard lock(op->mutex);
+        if (op->done) return;
+      }
+      op->timer.expires_after(detail::boundedTimeout(timeout));
       op->timer.async_wait([op, completeOnce](const std::error_code& error) {
         if (!error) completeOnce(op);
       });
