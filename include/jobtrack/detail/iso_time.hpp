@@ -44,8 +44,14 @@ inline std::optional<std::chrono::system_clock::time_point> parseIsoTime(std::st
   const year_month_day ymd{year{fields[0]}, month{static_cast<unsigned>(fields[1])},
                            day{static_cast<unsigned>(fields[2])}};
   if (!ymd.ok() || fields[3] > 23 || fields[4] > 59 || fields[5] > 59) return std::nullopt;
-  return sys_days{ymd} + hours{fields[3]} + minutes{fields[4]} + seconds{fields[5]} +
-         milliseconds{fields[6]};
+  const sys_time<milliseconds> time = sys_days{ymd} + hours{fields[3]} + minutes{fields[4]} +
+                                      seconds{fields[5]} + milliseconds{fields[6]};
+  // system_clock counts nanoseconds in 64 bits: about 1678-2262. Later years
+  // would overflow (found by the snapshot fuzzer).
+  constexpr auto earliest = time_point_cast<milliseconds>(system_clock::time_point::min());
+  constexpr auto latest = time_point_cast<milliseconds>(system_clock::time_point::max());
+  if (time < earliest + seconds{1} || time > latest - seconds{1}) return std::nullopt;
+  return time_point_cast<system_clock::duration>(time);
 }
 
 }  // namespace jobtrack::detail
