@@ -100,10 +100,11 @@ struct AwaitableValue<asio::awaitable<T, E>> {
 template <class F>
 struct TaskTraits {
   static constexpr bool takesStopToken = std::is_invocable_v<F&, std::stop_token>;
-  using Returned = std::conditional_t<takesStopToken, std::invoke_result<F&, std::stop_token>,
+  using Returned = typename std::conditional_t<takesStopToken, std::invoke_result<F&, std::stop_token>,
                                       std::invoke_result<F&>>::type;
   static constexpr bool isCoroutine = IsAwaitable<Returned>;
-  using Value = std::conditional_t<isCoroutine, AwaitableValue<Returned>, std::type_identity<Returned>>::type;
+  using Value =
+      typename std::conditional_t<isCoroutine, AwaitableValue<Returned>, std::type_identity<Returned>>::type;
 };
 
 template <class F>

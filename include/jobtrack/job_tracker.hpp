@@ -400,11 +400,12 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
   }
 
   void fail(const RecordPtr& record, const std::exception_ptr& error) {
-    auto [kind, message] = classify(error);
+    auto classified = classify(error);
+    const ErrorKind kind = classified.first;
     const auto status = kind == ErrorKind::Cancelled ? JobStatus::Cancelled : JobStatus::Failed;
     finish(record, status, [&](Snapshot& s) {
       s.errorKind = kind;
-      s.error = std::move(message);
+      s.error = std::move(classified.second);
     });
   }
 
