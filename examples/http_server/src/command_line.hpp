@@ -1,0 +1,28 @@
+#pragma once
+
+/// @file
+/// Command-line options of jobtrack_http_server.
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "app.hpp"
+#include "httplib_adapter.hpp"
+
+namespace jobtrack::examples::http {
+
+/// Everything the command line configures.
+struct CommandLine {
+  AppOptions app;
+  ServerOptions server;
+  bool help = false;
+};
+
+/// The usage text.
+[[nodiscard]] std::string usage(const std::string& program);
+
+/// Parses arguments (without the program name): the options, or an error message.
+[[nodiscard]] std::variant<CommandLine, std::string> parseCommandLine(const std::vector<std::string>& args);
+
+}  // namespace jobtrack::examples::http
