@@ -73,6 +73,13 @@ double micros(std::chrono::duration<Rep, Period> d) {
   return std::chrono::duration<double, std::micro>(d).count();
 }
 
+/// `value` with `digits` decimals, for notes.
+inline std::string fixed(double value, int digits = 2) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
 /// The q-quantile (0..1) of `samples` (sorted in place), nearest rank.
 inline double quantile(std::vector<double>& samples, double q) {
   if (samples.empty()) return 0;
@@ -94,6 +101,13 @@ inline std::size_t residentBytes() {
 inline std::chrono::nanoseconds threadCpuTime() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+/// CPU time consumed by every thread of this process.
+inline std::chrono::nanoseconds processCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 

@@ -26,8 +26,9 @@ struct LoserLog {
 
 /// Busy work of `slice` thread-CPU time, then a stop check; repeated until
 /// the token is signalled (or 10 000 checks, a safety net).
-int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice) {
+int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice, std::atomic<int>& entered) {
   log.checks.reserve(10'000);
+  entered.fetch_add(1);
   for (int i = 0; i < 10'000; ++i) {
     const auto until = threadCpuTime() + slice;
     while (threadCpuTime() < until) {
@@ -38,8 +39,10 @@ int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds 
   return 0;
 }
 
-/// The winner: returns after 2 ms of sleep (leaving the CPU to the losers).
-int winner(Clock::time_point& wonAt) {
+/// The winner: once both losers run, returns after 2 ms of sleep (leaving
+/// the CPU to the losers).
+int winner(Clock::time_point& wonAt, const std::atomic<int>& entered) {
+  waitUntil([&] { return entered.load() == 2; });
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
   wonAt = Clock::now();
   return 1;
@@ -83,7 +86,8 @@ Summary summarise(std::size_t races, std::chrono::microseconds slice, RunOne run
     LoserLog a;
     LoserLog b;
     Clock::time_point wonAt;
-    runOne(a, b, wonAt);
+    std::atomic<int> entered{0};
+    runOne(a, b, wonAt, entered);
     for (const auto* log : {&a, &b}) {
       const auto after = afterWin(*log, wonAt, slice);
       summary.meanCpuMicros += after.cpuMicros;
@@ -102,34 +106,36 @@ Summary summarise(std::size_t races, std::chrono::microseconds slice, RunOne run
 void figureRace(const Config& config, std::vector<Row>& rows) {
   const auto slice = config.checkEvery;
   AsyncExecutor executor(ExecutorOptions{.coreThreads = 2, .blockingThreads = 4});
-  const auto ours = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt) {
+  const auto ours = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt,
+                                                        std::atomic<int>& entered) {
     std::atomic<int> stopped{0};
-    auto slow = [&stopped, slice](LoserLog& log) {
-      return [&stopped, &log, slice](std::stop_token stop) {
-        const int value = loser(stop, log, slice);
+    auto slow = [&stopped, &entered, slice](LoserLog& log) {
+      return [&stopped, &entered, &log, slice](std::stop_token stop) {
+        const int value = loser(stop, log, slice, entered);
         stopped.fetch_add(1);
         return value;
       };
     };
-    auto race = executor.executeAny([&wonAt] { return winner(wonAt); }, slow(a), slow(b));
+    auto race = executor.executeAny([&wonAt, &entered] { return winner(wonAt, entered); }, slow(a), slow(b));
     if (race.get() != 1) throw std::runtime_error("figure 5: the fast task did not win");
     // The losers run on, detached: wait until both have stopped before their logs go.
     waitUntil([&] { return stopped.load() == 2; });
   });
-  const auto base = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt) {
+  const auto base = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt,
+                                                        std::atomic<int>& entered) {
     std::stop_source stop;
     std::jthread fast([&] {
-      winner(wonAt);
+      winner(wonAt, entered);
       stop.request_stop();
     });
-    std::jthread slowA([&] { loser(stop.get_token(), a, slice); });
-    std::jthread slowB([&] { loser(stop.get_token(), b, slice); });
+    std::jthread slowA([&] { loser(stop.get_token(), a, slice, entered); });
+    std::jthread slowB([&] { loser(stop.get_token(), b, slice, entered); });
   });
 
   const std::string fig = "5 race";
   const std::string context = std::to_string(config.races) + " races; a stop check every " +
                               std::to_string(slice.count()) + " us of CPU; mean checks after win " +
-                              std::to_string(ours.meanChecks) + " (hand-rolled " + std::to_string(base.meanChecks) +
+                              fixed(ours.meanChecks) + " (hand-rolled " + fixed(base.meanChecks) +
                               ")";
   rows.push_back(Row{fig, "loser CPU after the win (mean)", ours.meanCpuMicros, base.meanCpuMicros, "us",
                      "shared std::stop_source", "", {}, context});

@@ -122,7 +122,7 @@ void figureRegistry(const Config& config, std::vector<Row>& rows) {
   Row list{fig, "list(50) median: large vs small registry", listLarge.first, listSmall.first, "us",
            "list(50) with " + std::to_string(config.registrySmall) + " kept", "ratio <= 2", {},
            std::to_string(config.registryJobs) + " kept vs " + std::to_string(config.registrySmall) +
-               "; p99 " + std::to_string(listLarge.second) + " vs " + std::to_string(listSmall.second) + " us"};
+               "; p99 " + fixed(listLarge.second) + " vs " + fixed(listSmall.second) + " us"};
   list.met = list.ratio() <= 2.0;
   rows.push_back(list);
 }
