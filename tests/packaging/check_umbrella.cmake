@@ -2,6 +2,8 @@
 # include/jobtrack/jobtrack.hpp must include every other public header
 # (include/jobtrack/*.hpp; detail/ is private).
 # Input: -DINCLUDE_DIR=<source>/include
+#        -DOPTIONAL_HEADERS=<list> headers (e.g. jobtrack/redis_store.hpp)
+#        that need an optional dependency: the umbrella need not include them
 cmake_minimum_required(VERSION 3.23)
 
 set(_umbrella "${INCLUDE_DIR}/jobtrack/jobtrack.hpp")
@@ -12,7 +14,7 @@ file(READ "${_umbrella}" _text)
 file(GLOB _headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/jobtrack/*.hpp")
 set(_missing)
 foreach(_header IN LISTS _headers)
-  if(_header STREQUAL "jobtrack/jobtrack.hpp")
+  if(_header STREQUAL "jobtrack/jobtrack.hpp" OR _header IN_LIST OPTIONAL_HEADERS)
     continue()
   endif()
   string(REPLACE "." "\\." _re "${_header}")
