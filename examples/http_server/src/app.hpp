@@ -4,6 +4,8 @@
 /// The whole service without any transport: executor, tracker, services and
 /// controllers wired to one Router. `handle()` answers a Request directly,
 /// which is what the tests, a fuzzer and the cpp-httplib adapter all call.
+/// (A fuzzer should use a small `timeScale` and `jobsApi.maxWait`, so that
+/// jobs and long-polls end quickly.)
 
 #include <memory>
 #include <stop_token>
@@ -41,6 +43,7 @@ class App {
   [[nodiscard]] Response handle(Request request) const;
 
   /// Adds a controller's routes (the built-in ones are already registered).
+  /// Call before serving: the router is not guarded against concurrent changes.
   void addController(std::unique_ptr<Controller> controller);
 
   /// Counters shown by /metrics; the transport records each answer here.
