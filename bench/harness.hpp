@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 struct Config {
   std::size_t threads = 2;               ///< pool size on both sides of figure 1
   std::size_t throughputJobs = 1'000'000;
-  std::size_t asyncJobs = 100'000;       ///< std::async makes a thread per task
+  std::size_t asyncJobs = 20'000;        ///< std::async makes a thread per task
   std::size_t trackerKeep = 10'000;      ///< maxFinishedJobs in figure 1
   std::size_t inflightJobs = 1'000'000;
   std::chrono::milliseconds hold{1000};  ///< timer wait of an in-flight job

@@ -28,7 +28,7 @@ constexpr std::string_view usage =
     "  --tsv FILE              also write the rows to FILE, tab-separated\n"
     "  --threads N             pool size for figure 1 (default 2)\n"
     "  --throughput-jobs N     figure 1 jobs (default 1000000)\n"
-    "  --async-jobs N          figure 1 std::async tasks (default 100000)\n"
+    "  --async-jobs N          figure 1 std::async tasks (default 20000)\n"
     "  --tracker-keep N        figure 1 maxFinishedJobs (default 10000)\n"
     "  --inflight-jobs N       figure 2 jobs (default 1000000)\n"
     "  --hold-ms N             figure 2 minimum timer wait (default 1000)\n"

@@ -22,12 +22,15 @@ struct LoserLog {
     std::chrono::nanoseconds cpu;
   };
   std::vector<Check> checks;
+  Clock::time_point stopRequestedAt{};  ///< when the stop token was signalled (by whichever thread)
 };
 
 /// Busy work of `slice` thread-CPU time, then a stop check; repeated until
 /// the token is signalled (or 10 000 checks, a safety net).
 int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice, std::atomic<int>& entered) {
   log.checks.reserve(10'000);
+  // Runs on the thread that requests the stop: the moment the library acted.
+  std::stop_callback onStop(stop, [&log] { log.stopRequestedAt = Clock::now(); });
   entered.fetch_add(1);
   for (int i = 0; i < 10'000; ++i) {
     const auto until = threadCpuTime() + slice;
@@ -76,6 +79,7 @@ struct Summary {
   double meanCpuMicros = 0;
   std::size_t maxChecks = 0;
   double meanChecks = 0;
+  std::vector<double> propagationMicros;  ///< per loser: win until its stop was requested
 };
 
 template <class RunOne>
@@ -93,6 +97,7 @@ Summary summarise(std::size_t races, std::chrono::microseconds slice, RunOne run
       summary.meanCpuMicros += after.cpuMicros;
       summary.meanChecks += static_cast<double>(after.checks);
       summary.maxChecks = std::max(summary.maxChecks, after.checks);
+      summary.propagationMicros.push_back(micros(log->stopRequestedAt - wonAt));
       ++losers;
     }
   }
@@ -135,14 +140,20 @@ void figureRace(const Config& config, std::vector<Row>& rows) {
   const std::string fig = "5 race";
   const std::string context = std::to_string(config.races) + " races; a stop check every " +
                               std::to_string(slice.count()) + " us of CPU; mean checks after win " +
-                              fixed(ours.meanChecks) + " (hand-rolled " + fixed(base.meanChecks) +
-                              ")";
+                              fixed(ours.meanChecks) + " (hand-rolled " + fixed(base.meanChecks) + ")";
   rows.push_back(Row{fig, "loser CPU after the win (mean)", ours.meanCpuMicros, base.meanCpuMicros, "us",
                      "shared std::stop_source", "", {}, context});
   Row checks{fig, "loser checks after the win (max)", static_cast<double>(ours.maxChecks),
              static_cast<double>(base.maxChecks), "checks", "shared std::stop_source", "ours <= 1", {}, ""};
   checks.met = ours.maxChecks <= 1;
   rows.push_back(checks);
+  auto oursPropagation = ours.propagationMicros;
+  auto basePropagation = base.propagationMicros;
+  rows.push_back(Row{fig, "win until losers' stop requested, median", quantile(oursPropagation, 0.5),
+                     quantile(basePropagation, 0.5), "us", "shared std::stop_source", "", {}, ""});
+  rows.push_back(Row{fig, "win until losers' stop requested, max", quantile(oursPropagation, 1.0),
+                     quantile(basePropagation, 1.0), "us", "shared std::stop_source", "", {},
+                     "a max far above the median is the winner's thread being preempted, on either side"});
 }
 
 }  // namespace jobtrack::bench

@@ -79,6 +79,22 @@ void figureRegistry(const Config& config, std::vector<Row>& rows) {
   const auto ids = fill(tracker, executor, config.registryJobs);
   const auto listLarge = listLatency(tracker, config.listCalls);
 
+  // get(id) on the quiet registry first: the difference to the loaded run
+  // below is contention (and preemption), not the look-up itself.
+  std::vector<double> quiet;
+  {
+    std::mt19937_64 random(11);
+    std::uniform_int_distribution<std::size_t> pick(0, ids.size() - 1);
+    quiet.reserve(config.lookups);
+    for (std::size_t i = 0; i < config.lookups; ++i) {
+      const auto& id = ids[pick(random)];
+      const auto start = Clock::now();
+      const auto snapshot = tracker.get(id);
+      quiet.push_back(micros(Clock::now() - start));
+      if (!snapshot) throw std::runtime_error("figure 3: a kept job was not found");
+    }
+  }
+
   // get(id) while two threads keep submitting (the registry stays full: each
   // new finished job evicts the oldest, so look-ups pick from the newer half).
   std::atomic<bool> stop{false};
@@ -119,6 +135,8 @@ void figureRegistry(const Config& config, std::vector<Row>& rows) {
              "ours < 10 us", {}, ""};
   getP99.met = p99 < 10.0;
   rows.push_back(getP99);
+  rows.push_back(Row{fig, "get(id) p99, quiet registry", quantile(quiet, 0.99), quantile(bare, 0.99), "us",
+                     "unordered_map::find", "", {}, "no submitters; median " + fixed(quantile(quiet, 0.5), 3) + " us"});
   Row list{fig, "list(50) median: large vs small registry", listLarge.first, listSmall.first, "us",
            "list(50) with " + std::to_string(config.registrySmall) + " kept", "ratio <= 2", {},
            std::to_string(config.registryJobs) + " kept vs " + std::to_string(config.registrySmall) +

@@ -5,6 +5,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <future>
+
 #include <jobtrack/jobtrack.hpp>
 
 #include "harness.hpp"
@@ -14,14 +16,14 @@ namespace {
 
 constexpr auto timeout = std::chrono::milliseconds(10);
 
-/// Occupies every blocking thread (and queues as many again) with sleepers
-/// that end when `stop` is set: a pool stuck in blocking I/O.
-std::vector<Future<void>> saturate(AsyncExecutor& executor, std::size_t threads, const std::atomic<bool>& stop) {
+/// Occupies every blocking thread (and queues as many again) with tasks
+/// blocked until `release` is fulfilled: a pool stuck in blocking I/O that
+/// costs no CPU meanwhile.
+std::vector<Future<void>> saturate(AsyncExecutor& executor, std::size_t threads,
+                                   const std::shared_future<void>& release) {
   std::vector<Future<void>> sleepers;
   for (std::size_t i = 0; i < 2 * threads; ++i) {
-    sleepers.push_back(executor.executeAsync([&stop] {
-      while (!stop.load(std::memory_order_relaxed)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }));
+    sleepers.push_back(executor.executeAsync([release] { release.wait(); }));
   }
   waitUntil([&] { return executor.stats().blockingQueueDepth >= threads; });
   return sleepers;
@@ -34,8 +36,8 @@ std::vector<Future<void>> saturate(AsyncExecutor& executor, std::size_t threads,
 std::vector<double> trackedLateness(std::size_t jobs, std::size_t blockingThreads) {
   AsyncExecutor executor(ExecutorOptions{.coreThreads = 2, .blockingThreads = blockingThreads});
   JobTracker<> tracker(executor, TrackerOptions{.maxFinishedJobs = jobs});
-  std::atomic<bool> stop{false};
-  auto sleepers = saturate(executor, blockingThreads, stop);
+  std::promise<void> stop;
+  auto sleepers = saturate(executor, blockingThreads, stop.get_future().share());
   std::vector<Clock::time_point> started(jobs);
   std::vector<Clock::time_point> ended(jobs);
   std::vector<char> timedOut(jobs, 0);
@@ -52,7 +54,7 @@ std::vector<double> trackedLateness(std::size_t jobs, std::size_t blockingThread
     });
   }
   waitUntil([&] { return done.load(std::memory_order_acquire) == jobs; });
-  stop = true;
+  stop.set_value();
   for (auto& sleeper : sleepers) sleeper.wait();
   std::vector<double> lateness;
   lateness.reserve(jobs);
@@ -68,8 +70,8 @@ std::vector<double> trackedLateness(std::size_t jobs, std::size_t blockingThread
 /// when the handler runs - the timer's expiry.
 std::vector<double> bareLateness(std::size_t jobs, std::size_t blockingThreads) {
   AsyncExecutor executor(ExecutorOptions{.coreThreads = 2, .blockingThreads = blockingThreads});
-  std::atomic<bool> stop{false};
-  auto sleepers = saturate(executor, blockingThreads, stop);
+  std::promise<void> stop;
+  auto sleepers = saturate(executor, blockingThreads, stop.get_future().share());
   asio::thread_pool pool(2);
   std::vector<double> lateness(jobs);
   std::vector<std::unique_ptr<asio::steady_timer>> timers;
@@ -84,7 +86,7 @@ std::vector<double> bareLateness(std::size_t jobs, std::size_t blockingThreads) 
     });
   }
   waitUntil([&] { return fired.load() == jobs; });
-  stop = true;
+  stop.set_value();
   for (auto& sleeper : sleepers) sleeper.wait();
   pool.join();
   return lateness;
