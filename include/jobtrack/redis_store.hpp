@@ -589,7 +589,6 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         if (down) log("reconnected (writer), re-saving this instance's unfinished jobs");
         down = false;
         everConnected = true;
-        delay = options_.reconnectDelayMin;
       }
 
       std::vector<BatchItem> batch;
@@ -635,12 +634,25 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         inFlight_ = 0;
         if (order_.empty() && replies_.empty()) flushedCv_.notify_all();
       }
-      if (!connection.connected()) {
+      if (connection.connected()) {
+        delay = options_.reconnectDelayMin;
+      } else {
         if (stopping) break;
         if (!down) log("Redis connection lost (writer), saves are queued: " + connection.error());
         down = true;
+        if (!pause(delay)) break;
+        delay = std::min(delay * 2, options_.reconnectDelayMax);
       }
     }
+  }
+
+  /// Errors worth retrying after a reconnect (others are logged and the
+  /// save dropped: retrying would fail the same way forever).
+  static bool isTransientError(std::string_view error) {
+    for (std::string_view code : {"NOSCRIPT", "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN"}) {
+      if (error.starts_with(code)) return true;
+    }
+    return false;
   }
 
   bool connectWriter(RedisConnection& connection, std::string& saveSha) {
@@ -648,8 +660,7 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     auto loaded = connection.command({"SCRIPT", "LOAD", redisSaveScript});
     if (!loaded) return false;
     if (loaded->type != REDIS_REPLY_STRING) {
-      log("cannot load the save script: " + std::string(replyText(loaded.get())));
-      connection.close();
+      connection.closeWithError("cannot load the save script: " + std::string(replyText(loaded.get())));
       return false;
     }
     saveSha = replyText(loaded.get());
@@ -677,14 +688,16 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
                                          isTerminal(s.status) ? "1" : "0", leaseMs});
       if (!ok) break;
     }
-    bool reloadScript = false;
+    std::string retryReason;
     std::size_t read = 0;
     for (; read < sent; ++read) {
       auto reply = connection.reply();
       if (!reply) break;
       if (isErrorReply(reply.get())) {
-        if (replyText(reply.get()).starts_with("NOSCRIPT")) {
-          reloadScript = true;  // Redis restarted without us noticing: retry
+        if (isTransientError(replyText(reply.get()))) {
+          // Redis restarted without us noticing, is loading, out of memory,
+          // a read-only replica...: reconnect (with backoff) and retry.
+          retryReason = "save refused: " + std::string(replyText(reply.get()));
           failed.push_back(std::move(batch[read]));
         } else {
           log("save of job " + to_string(batch[read].id) + " failed: " + std::string(replyText(reply.get())));
@@ -696,7 +709,7 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       done.push_back(std::move(batch[read]));
     }
     for (; read < batch.size(); ++read) failed.push_back(std::move(batch[read]));
-    if (reloadScript) connection.close();  // reconnecting loads it again
+    if (!retryReason.empty()) connection.closeWithError(retryReason);  // reconnecting loads the script again
     if (!connection.connected()) return;   // replies are dropped: the requester times out
 
     for (const auto& reply : replies) {

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -45,13 +47,29 @@ inline std::string uniquePrefix() { return "jt-test-" + jobtrack::detail::random
 /// logger that keeps the lines (and echoes them for failing tests).
 struct LogCapture {
   std::mutex mutex;
+  std::condition_variable added;
   std::vector<std::string> lines;
-  bool contains(std::string_view text) {
-    std::lock_guard lock(mutex);
+  void add(std::string_view line) {
+    {
+      std::lock_guard lock(mutex);
+      lines.emplace_back(line);
+    }
+    added.notify_all();
+  }
+  bool containsLocked(std::string_view text) const {
     for (const auto& line : lines) {
       if (line.find(text) != std::string::npos) return true;
     }
     return false;
+  }
+  bool contains(std::string_view text) {
+    std::lock_guard lock(mutex);
+    return containsLocked(text);
+  }
+  /// Waits (bounded) until a line containing `text` is logged.
+  bool waitFor(std::string_view text, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex);
+    return added.wait_for(lock, timeout, [&] { return containsLocked(text); });
   }
 };
 
@@ -64,10 +82,7 @@ inline jobtrack::RedisStoreOptions storeOptions(const std::string& url, const st
   options.reconnectDelayMin = 20ms;
   options.reconnectDelayMax = 200ms;
   if (log) {
-    options.logger = [log](std::string_view line) {
-      std::lock_guard lock(log->mutex);
-      log->lines.emplace_back(line);
-    };
+    options.logger = [log](std::string_view line) { log->add(line); };
   }
   return options;
 }

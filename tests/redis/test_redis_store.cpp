@@ -436,3 +436,23 @@ TEST_CASE("Redis down and restarted: instances keep working, then resynchronise"
   REQUIRE(log->contains("reconnected"));
   REQUIRE(storeA->stats().reconnects >= 1);
 }
+
+TEST_CASE("saves Redis refuses for a while (out of memory) are retried", "[redis][restart]") {
+  redis_test::RedisServer server;
+  const std::string prefix = redis_test::uniquePrefix();
+  jobtrack::AsyncExecutor executor;
+  auto log = std::make_shared<redis_test::LogCapture>();
+  auto store = std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
+  Tracker tracker(executor, {}, store);
+  redis_test::RawRedis raw(server.url());
+  REQUIRE(store->waitSubscribed(30s));
+
+  raw({"CONFIG", "SET", "maxmemory", "1"});  // every write is refused with OOM
+  const JobId id = tracker.submit("oom", [&] { return executor.executeAsync([] { return 1; }); });
+  REQUIRE(tracker.wait(id, 30s)->status == JobStatus::Completed);
+  REQUIRE(log->waitFor("OOM", 60s));  // the writer tried, was refused, and will retry
+  REQUIRE(raw({"EXISTS", prefix + ":job:" + to_string(id)})->integer == 0);
+  raw({"CONFIG", "SET", "maxmemory", "0"});
+  REQUIRE(store->flush(60s));
+  REQUIRE(raw({"HGET", prefix + ":job:" + to_string(id), "status"})->str == std::string("COMPLETED"));
+}

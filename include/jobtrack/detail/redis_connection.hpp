@@ -192,6 +192,12 @@ class RedisConnection {
     context_ = nullptr;
   }
 
+  /// Closes, recording why (for error()).
+  void closeWithError(std::string why) {
+    error_ = std::move(why);
+    close();
+  }
+
   /// The socket, for shutdown() from another thread; -1 when closed.
   [[nodiscard]] int fd() const noexcept { return context_ != nullptr ? context_->fd : -1; }
 
