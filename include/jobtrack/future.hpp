@@ -172,8 +172,9 @@ class [[nodiscard]] Future {
   /// Chains `f`, called with the value (nothing for void) when this future
   /// succeeds; `f` returns U or Future<U>. A failure skips `f` and passes
   /// through. Cancelling the returned future cancels this one. Consumes
-  /// this future. `f` runs on the executor's core pool: keep it short, or
-  /// use AsyncExecutor::executeAndThen for blocking follow-up work.
+  /// this future. `f` runs on the executor's pools (inline on the pool
+  /// thread that completed this future, else posted to the core pool): keep
+  /// it short, or use AsyncExecutor::executeAndThen for blocking follow-up work.
   template <class F>
   auto then(F&& f) {
     using R = typename detail::ValueCallResult<std::decay_t<F>, T>::type;
