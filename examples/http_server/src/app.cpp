@@ -9,7 +9,7 @@ namespace jobtrack::examples::http {
 App::App(AppOptions options)
     : executor_(options.executor),
       tracker_(executor_, options.tracker),
-      hello_(executor_, tracker_, TimeScale(options.timeScale)) {
+      hello_(executor_, tracker_, options.timeScale) {
   addController(std::make_unique<SystemController>(executor_, tracker_, httpMetrics_, shutdown_.get_token()));
   addController(std::make_unique<HelloController>(hello_, options.bodyLimits));
   addController(std::make_unique<JobsController>(tracker_, options.jobsApi, shutdown_.get_token()));

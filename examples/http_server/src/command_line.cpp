@@ -1,8 +1,12 @@
 #include "command_line.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <stdexcept>
 #include <cmath>
 #include <optional>
+
+#include "chromadb_controller.hpp"
 
 namespace jobtrack::examples::http {
 
@@ -28,6 +32,7 @@ std::string usage(const std::string& program) {
          "                         event stream holds one (default 64)\n"
          "  --time-scale F         multiply job durations by F, e.g. 0.01 (default 1)\n"
          "  --sse-heartbeat SEC    idle event streams send a comment this often (default 15)\n"
+         "  --chroma-url URL       add the /api/chromadb routes, backed by the Chroma at URL\n"
          "  --help                 this text\n"
          "Prints 'listening on http://HOST:PORT' once ready; SIGINT/SIGTERM stop it.\n";
 }
@@ -64,11 +69,20 @@ std::variant<CommandLine, std::string> parseCommandLine(const std::vector<std::s
       }
       result.app.jobsApi.sseHeartbeat = std::chrono::milliseconds(static_cast<long long>(*seconds * 1000.0 + 0.5));
       if (result.app.jobsApi.sseHeartbeat.count() == 0) result.app.jobsApi.sseHeartbeat = std::chrono::milliseconds(1);
+    } else if (flag == "--chroma-url") {
+      try {
+        (void)chroma::detail::parseUrl(value);
+      } catch (const std::invalid_argument& e) {
+        return std::string("--chroma-url: ") + e.what();
+      }
+      result.chromaUrl = value;
     } else {
       return "unknown option " + flag;
     }
   }
   result.app.bodyLimits.maxBytes = result.server.maxBodyBytes;
+  // Documents for Chroma come in larger bodies; that route checks its own cap.
+  if (result.chromaUrl) result.server.maxBodyBytes = std::max(result.server.maxBodyBytes, chroma::kDocumentsBodyLimit);
   return result;
 }
 

@@ -3,6 +3,7 @@
 /// @file
 /// Command-line options of jobtrack_http_server.
 
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -16,6 +17,7 @@ namespace jobtrack::examples::http {
 struct CommandLine {
   AppOptions app;
   ServerOptions server;
+  std::optional<std::string> chromaUrl;  ///< --chroma-url: adds the /api/chromadb routes
   bool help = false;
 };
 

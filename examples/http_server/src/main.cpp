@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "app.hpp"
+#include "chromadb_controller.hpp"
 #include "command_line.hpp"
 #include "httplib_adapter.hpp"
 
@@ -40,6 +41,13 @@ int main(int argc, char** argv) {
 
   try {
     http::App app(options.app);
+    if (options.chromaUrl) {
+      jobtrack::examples::chroma::ChromaServiceOptions chroma;
+      chroma.client.baseUrl = *options.chromaUrl;
+      app.addController(std::make_unique<jobtrack::examples::chroma::ChromaDbController>(
+          std::make_shared<jobtrack::examples::chroma::ChromaDbService>(app.executor(), app.tracker(), chroma),
+          options.app.bodyLimits));
+    }
     http::HttpServer server(app, options.server);
     const int port = server.bind();
     if (port < 0) {
