@@ -193,7 +193,7 @@ TEST_CASE("two trackers sharing Redis see each other's jobs", "[redis]") {
   REQUIRE(b.cancel(JobId::generate()) == CancelResult::NotFound);
 }
 
-TEST_CASE("finished jobs expire after finishedTtl; unfinished ones do not", "[redis]") {
+TEST_CASE("finished jobs expire after finishedTtl, unfinished ones do not", "[redis]") {
   const auto url = redis_test::redisUrl();
   if (!url) return;
   const std::string prefix = redis_test::uniquePrefix();
