@@ -63,10 +63,12 @@ enum class CancelResult {
 };
 
 /// What JobTracker::list returns: jobs with this status (if set) whose
-/// name starts with `namePrefix`.
+/// name starts with `namePrefix`; with `localOnly`, only the jobs this
+/// tracker runs itself (not other instances' jobs from a shared store).
 struct ListFilter {
   std::optional<JobStatus> status;
   std::string namePrefix;
+  bool localOnly = false;
 };
 
 /// Counts of the jobs currently kept, by status, and running totals.
@@ -303,11 +305,14 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
     // CANCELLED event must come after (and instead of a second) PENDING.
     adjust(std::nullopt, JobStatus::Pending);
     submitted_.fetch_add(1, std::memory_order_relaxed);
+    std::unique_lock lock(mutex_);
     {
+      // Stamped under the registry lock, so that list()'s order (registration,
+      // newest first) is also the order of createdAt across threads.
       std::lock_guard recordLock(record->mutex);
+      record->snapshot.createdAt = snapshotNow();
       publish(record->snapshot);
     }
-    std::unique_lock lock(mutex_);
     jobs_.emplace(record->snapshot.id, record);
     record->creationPosition = byCreation_.insert(byCreation_.end(), record);
   }
@@ -721,7 +726,7 @@ class JobTracker {
   /// `limit` (and with the jobs a filter skips), not with the jobs kept.
   [[nodiscard]] std::vector<Snapshot> list(std::size_t limit = 50, const ListFilter& filter = {}) const {
     auto local = core_->list(limit, filter);
-    if (!core_->store()) return local;
+    if (!core_->store() || filter.localOnly) return local;
     // The store has every instance's jobs; this instance's own are fresher in memory.
     auto merged = core_->store()->list(limit, filter);
     std::unordered_map<JobId, std::size_t> position;

@@ -8,7 +8,7 @@ namespace jobtrack::examples::http {
 
 App::App(AppOptions options)
     : executor_(options.executor),
-      tracker_(executor_, options.tracker),
+      tracker_(executor_, options.tracker, options.store),
       hello_(executor_, tracker_, options.timeScale) {
   addController(std::make_unique<SystemController>(executor_, tracker_, httpMetrics_, shutdown_.get_token()));
   addController(std::make_unique<HelloController>(hello_, options.bodyLimits));
@@ -32,6 +32,7 @@ void App::beginShutdown() {
   for (const JobStatus status : {JobStatus::Pending, JobStatus::Running}) {
     ListFilter filter;
     filter.status = status;
+    filter.localOnly = true;  // with a shared store, other instances' jobs are theirs to keep
     for (const auto& job : tracker_.list(std::numeric_limits<std::size_t>::max(), filter)) tracker_.cancel(job.id);
   }
 }

@@ -28,6 +28,8 @@ struct AppOptions {
   TrackerOptions tracker{};     ///< job retention
   JobsApiOptions jobsApi{};     ///< limits, long-poll cap, SSE heartbeat
   BodyLimits bodyLimits{};      ///< request body cap (64 KiB)
+  /// A shared job store (e.g. RedisJobStore, --redis-url); none keeps jobs in memory.
+  std::shared_ptr<JobStore<nlohmann::json>> store;
 };
 
 /// The HTTP example service, transport-free.

@@ -7,6 +7,9 @@
 #include <optional>
 
 #include "chromadb_controller.hpp"
+#if JOBTRACK_HTTP_WITH_REDIS
+#include <jobtrack/redis_store.hpp>
+#endif
 
 namespace jobtrack::examples::http {
 
@@ -33,6 +36,9 @@ std::string usage(const std::string& program) {
          "  --time-scale F         multiply job durations by F, e.g. 0.01 (default 1)\n"
          "  --sse-heartbeat SEC    idle event streams send a comment this often (default 15)\n"
          "  --chroma-url URL       add the /api/chromadb routes, backed by the Chroma at URL\n"
+         "  --redis-url URL        share jobs with other instances through Redis (redis://HOST:PORT)\n"
+         "  --instance-id ID       this instance's name in Redis (default: random)\n"
+         "  --lease-seconds N      heartbeat lease; jobs of an instance silent this long are lost (default 10)\n"
          "  --help                 this text\n"
          "Prints 'listening on http://HOST:PORT' once ready; SIGINT/SIGTERM stop it.\n";
 }
@@ -76,10 +82,29 @@ std::variant<CommandLine, std::string> parseCommandLine(const std::vector<std::s
         return std::string("--chroma-url: ") + e.what();
       }
       result.chromaUrl = value;
+    } else if (flag == "--redis-url") {
+#if JOBTRACK_HTTP_WITH_REDIS
+      try {
+        (void)jobtrack::detail::parseRedisUrl(value);
+      } catch (const std::invalid_argument& e) {
+        return std::string("--redis-url: ") + e.what();
+      }
+      result.redisUrl = value;
+#else
+      return std::string("--redis-url: this build has no Redis support (hiredis was not found)");
+#endif
+    } else if (flag == "--instance-id") {
+      if (value.empty()) return std::string("--instance-id must not be empty");
+      result.instanceId = value;
+    } else if (flag == "--lease-seconds") {
+      const auto seconds = parseNumber<int>(value);
+      if (!seconds || *seconds < 1 || *seconds > 3600) return "--lease-seconds must be 1..3600, not '" + value + "'";
+      result.leaseTtl = std::chrono::seconds(*seconds);
     } else {
       return "unknown option " + flag;
     }
   }
+  if (!result.redisUrl && !result.instanceId.empty()) return std::string("--instance-id needs --redis-url");
   result.app.bodyLimits.maxBytes = result.server.maxBodyBytes;
   // Documents for Chroma come in larger bodies; that route checks its own cap.
   if (result.chromaUrl) result.server.maxBodyBytes = std::max(result.server.maxBodyBytes, chroma::kDocumentsBodyLimit);

@@ -3,6 +3,7 @@
 /// @file
 /// Command-line options of jobtrack_http_server.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <variant>
@@ -18,6 +19,9 @@ struct CommandLine {
   AppOptions app;
   ServerOptions server;
   std::optional<std::string> chromaUrl;  ///< --chroma-url: adds the /api/chromadb routes
+  std::optional<std::string> redisUrl;   ///< --redis-url: share jobs with other instances through Redis
+  std::string instanceId;                ///< --instance-id (default: a random one)
+  std::chrono::seconds leaseTtl{10};     ///< --lease-seconds
   bool help = false;
 };
 

@@ -12,6 +12,9 @@
 
 #include "app.hpp"
 #include "chromadb_controller.hpp"
+#if JOBTRACK_HTTP_WITH_REDIS
+#include <jobtrack/redis_store.hpp>
+#endif
 #include "command_line.hpp"
 #include "httplib_adapter.hpp"
 
@@ -24,7 +27,7 @@ int main(int argc, char** argv) {
     std::cerr << program << ": " << *error << "\n" << http::usage(program);
     return 2;
   }
-  const auto& options = std::get<http::CommandLine>(parsed);
+  auto& options = std::get<http::CommandLine>(parsed);
   if (options.help) {
     std::cout << http::usage(program);
     return 0;
@@ -40,6 +43,16 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
 
   try {
+#if JOBTRACK_HTTP_WITH_REDIS
+    if (options.redisUrl) {
+      jobtrack::RedisStoreOptions redis;
+      redis.url = *options.redisUrl;
+      if (!options.instanceId.empty()) redis.instanceId = options.instanceId;
+      redis.leaseTtl = options.leaseTtl;
+      redis.finishedTtl = options.app.tracker.finishedTtl;
+      options.app.store = std::make_shared<jobtrack::RedisJobStore<nlohmann::json>>(redis);
+    }
+#endif
     http::App app(options.app);
     if (options.chromaUrl) {
       jobtrack::examples::chroma::ChromaServiceOptions chroma;
