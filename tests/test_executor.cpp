@@ -6,6 +6,11 @@
 // (Event / Countdown below, or Future::waitFor) with a generous bound and
 // REQUIREs that it happened. Work that may outlive a test's scope (losers,
 // abandoned tasks) owns everything it touches through shared_ptr.
+//
+// Coroutines name a future before they co_await it, never
+// `co_await exec.executeAsync([=] {...}).asyncGet(...)`: GCC 12 destroyed the
+// temporaries of such a co_await expression twice when it threw (ASan saw the
+// lambda's captured shared_ptrs released twice).
 
 #include "jobtrack/executor.hpp"
 
@@ -22,6 +27,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -678,22 +684,25 @@ TEST_CASE("cancelling a race cancels every alternative", "[executor][any][cancel
 
 TEST_CASE("a race's loser that finishes after the race future and the executor are gone touches no freed memory",
           "[executor][any][lifetime]") {
-  auto exec = std::make_unique<AsyncExecutor>(smallPools(2, 50ms));
+  // One blocking thread, the loser's: an idle thread could be counted as
+  // abandoned if a loaded machine does not schedule it within the 50 ms.
+  auto exec = std::make_unique<AsyncExecutor>(smallPools(1, 50ms));
   auto gate = std::make_shared<Event>();
-  auto loserRunning = std::make_shared<Event>();
   SetOnExit openGate{gate};
   auto probe = makeReleaseProbe();
   {
-    // The loser ignores its stop token until the gate opens.
+    // The winner (a coroutine) waits until the loser runs; the loser
+    // ignores its stop token until the gate opens.
+    auto loserRunning = std::make_shared<Promise<void>>(exec->makePromise<void>());
     auto race = exec->executeAny(
         [gate, loserRunning, token = std::move(probe.token)] {
-          loserRunning->set();
+          loserRunning->setValue();
           gate->wait();
           return std::string("late loser");
         },
-        [loserRunning] {
-          loserRunning->wait();
-          return std::string("winner");
+        [running = loserRunning->getFuture()]() mutable -> asio::awaitable<std::string> {
+          co_await std::move(running).asyncGet(asio::use_awaitable);
+          co_return "winner";
         });
     REQUIRE(race.get() == "winner");  // complete at once: the loser still runs
   }
@@ -1136,9 +1145,11 @@ TEST_CASE("asyncGet with use_awaitable inside a coroutine", "[executor][asio][co
     asio::co_spawn(
         exec.coreExecutor(),
         [&]() -> asio::awaitable<void> {
-          int value = co_await exec.executeAsync([] { return 5; }).asyncGet(asio::use_awaitable);
+          auto five = exec.executeAsync([] { return 5; });
+          int value = co_await five.asyncGet(asio::use_awaitable);
+          auto failing = exec.executeAsync([]() -> int { throw CustomError{1}; });
           try {
-            co_await exec.executeAsync([]() -> int { throw CustomError{1}; }).asyncGet(asio::use_awaitable);
+            co_await failing.asyncGet(asio::use_awaitable);
           } catch (const CustomError& error) {
             value += error.code;
           }
@@ -1154,7 +1165,8 @@ TEST_CASE("asyncGet with use_awaitable inside a coroutine", "[executor][asio][co
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-          result.set_value(co_await exec.executeAsync([] { return 7; }).asyncGet(asio::use_awaitable));
+          auto seven = exec.executeAsync([] { return 7; });
+          result.set_value(co_await seven.asyncGet(asio::use_awaitable));
         },
         asio::detached);
     io.run();  // returns once the coroutine ended: asyncGet keeps io busy meanwhile
@@ -1203,16 +1215,15 @@ TEST_CASE("asyncGet's cancellation slot cancels the future and its work", "[exec
   asio::co_spawn(
       strand,
       [&]() -> asio::awaitable<void> {
+        auto work = exec.executeAsync([=](std::stop_token stop) {
+          running->set();
+          waitForStop(stop);
+          *sawStop = stop.stop_requested();
+          ended->set();
+          return 0;
+        });
         try {
-          co_await exec
-              .executeAsync([=](std::stop_token stop) {
-                running->set();
-                waitForStop(stop);
-                *sawStop = stop.stop_requested();
-                ended->set();
-                return 0;
-              })
-              .asyncGet(asio::bind_cancellation_slot(signal.slot(), asio::use_awaitable));
+          co_await work.asyncGet(asio::bind_cancellation_slot(signal.slot(), asio::use_awaitable));
           cancelled.set_value(false);
         } catch (const CancelledError&) {
           cancelled.set_value(true);
@@ -1288,7 +1299,7 @@ TEST_CASE("shutdown with work in flight completes every future without hanging",
 
 TEST_CASE("a task ignoring its stop token is abandoned at shutdown and finishes later safely",
           "[executor][shutdown][lifetime]") {
-  auto exec = std::make_unique<AsyncExecutor>(smallPools(2, 50ms));
+  auto exec = std::make_unique<AsyncExecutor>(smallPools(1, 50ms));  // no idle thread to miss the 50 ms
   auto gate = std::make_shared<Event>();
   auto running = std::make_shared<Event>();
   SetOnExit openGate{gate};
@@ -1445,5 +1456,220 @@ TEST_CASE("an executor on an external io_context runs coroutines there", "[execu
     exec.shutdown();
   }
   guard.reset();
+  ioThread.join();
+}
+
+// ---------------------------------------------------------------------------
+// The examples of docs/executor.md, verbatim (each followed by its checks),
+// so that the documentation shows code that compiles and does what it says.
+// ---------------------------------------------------------------------------
+
+namespace docs {
+
+/// Stands in for a slow service: answers after an hour, unless cancelled.
+int slowLookup(std::stop_token stop) {
+  std::mutex mutex;
+  std::condition_variable_any answered;
+  std::unique_lock lock(mutex);
+  answered.wait_for(lock, stop, std::chrono::hours(1), [] { return false; });
+  return 1;
+}
+
+}  // namespace docs
+
+TEST_CASE("docs/executor.md examples", "[executor][docs]") {
+  using docs::slowLookup;
+
+  SECTION("quick start") {
+    jobtrack::AsyncExecutor exec;  // core pool: one thread per core; blocking pool: 32 threads
+    auto answer = exec.executeAsync([] { return 6 * 7; });
+    int value = answer.get();  // 42
+    REQUIRE(value == 42);
+  }
+
+  jobtrack::AsyncExecutor exec(smallPools());
+
+  SECTION("executeAsync") {
+    // A plain callable runs on the blocking pool.
+    jobtrack::Future<int> sum = exec.executeAsync([] { return 1 + 2; });
+
+    // Taking a std::stop_token lets it notice a cancel.
+    jobtrack::Future<int> poll = exec.executeAsync([](std::stop_token stop) {
+      int rounds = 0;
+      while (!stop.stop_requested() && rounds < 3) ++rounds;  // one unit of work per round
+      return rounds;
+    });
+
+    // A coroutine runs on the core pool; cancel reaches its pending co_await.
+    jobtrack::Future<std::string> tick = exec.executeAsync([]() -> asio::awaitable<std::string> {
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+      co_await timer.async_wait(asio::use_awaitable);
+      co_return "tick";
+    });
+
+    int three = sum.get();  // waits; rethrows whatever the work threw
+    REQUIRE(three == 3);
+    REQUIRE(poll.get() == 3);
+    REQUIRE(tick.get() == "tick");
+  }
+
+  SECTION("cancel") {
+    auto job = exec.executeAsync([](std::stop_token stop) {
+      std::mutex mutex;
+      std::condition_variable_any wakeUp;
+      std::unique_lock lock(mutex);
+      wakeUp.wait_for(lock, stop, std::chrono::hours(1), [] { return false; });  // until cancelled
+      return stop.stop_requested() ? -1 : 0;
+    });
+    bool cancelled = job.cancel();  // true: job is complete now, its token signalled
+    try {
+      job.get();
+    } catch (const jobtrack::CancelledError&) {
+      // the body's return value, if any, is discarded
+    }
+    REQUIRE(cancelled);
+  }
+
+  SECTION("then and recover") {
+    auto length = exec.executeAsync([] { return std::string("hello"); }).then([](std::string s) {
+      return s.size();
+    });
+    auto safe = exec.executeAsync([]() -> int { throw std::runtime_error("boom"); })
+                    .recover([](jobtrack::Future<int> failed) {
+                      try {
+                        return failed.get();
+                      } catch (const std::exception&) {
+                        return -1;
+                      }
+                    });
+    REQUIRE(length.get() == 5);
+    REQUIRE(safe.get() == -1);
+  }
+
+  SECTION("asyncGet") {
+    std::promise<int> done;
+    asio::co_spawn(
+        exec.coreExecutor(),
+        [&exec, &done]() -> asio::awaitable<void> {
+          auto one = exec.executeAsync([] { return 1; });
+          int value = co_await one.asyncGet(asio::use_awaitable);
+          done.set_value(value);  // a failure would have been thrown by the co_await
+        },
+        asio::detached);
+
+    exec.executeAsync([] { return 2; }).asyncGet([](std::exception_ptr error, int value) {
+      // runs on the core pool; error is null on success
+      (void)error;
+      (void)value;
+    });
+    auto value = done.get_future();
+    REQUIRE(value.wait_for(kPatience) == std::future_status::ready);
+    REQUIRE(value.get() == 1);
+  }
+
+  SECTION("executeAndThen") {
+    auto sorted = exec.executeAndThen(
+        [] { return std::vector<int>{3, 1, 2}; },   // blocking pool
+        [](std::vector<int> v, std::stop_token stop) {  // blocking pool, sees a cancel
+          if (!stop.stop_requested()) std::sort(v.begin(), v.end());
+          return v;
+        });
+    auto viaCoroutine = exec.executeAndThen([] { return 20; }, [](int v) -> asio::awaitable<int> {
+      co_return v + 1;  // the second stage may be a coroutine...
+    });
+    auto viaFuture = exec.executeAndThen([] { return 20; }, [&exec](int v) {
+      return exec.executeAsync([v] { return v + 2; });  // ...or return a Future<U>
+    });
+    REQUIRE(sorted.get() == std::vector<int>{1, 2, 3});
+    REQUIRE(viaCoroutine.get() == 21);
+    REQUIRE(viaFuture.get() == 22);
+  }
+
+  SECTION("executeAny") {
+    auto fastest = exec.executeAny([]() -> std::string { throw std::runtime_error("mirror 1 is down"); },
+                                   [] { return std::string("mirror 2"); });
+    std::string from = fastest.get();  // "mirror 2": a failure never wins
+    REQUIRE(from == "mirror 2");
+
+    std::vector<std::function<int()>> mirrors{[]() -> int { throw std::runtime_error("down"); },
+                                              []() -> int { throw 404; }};
+    try {
+      exec.executeAny(mirrors).get();
+    } catch (const jobtrack::AllFailedError& error) {
+      // error.errors()[i] is the failure of mirrors[i]
+      REQUIRE(jobtrack::describeException(error.errors()[0]) == "down");
+      REQUIRE(jobtrack::describeException(error.errors()[1]) == "non-standard exception");
+    }
+  }
+
+  SECTION("executeAll") {
+    auto [count, name, nothing] =
+        exec.executeAll([] { return 3; }, [] { return std::string("three"); }, [] {}).get();
+
+    std::vector<std::function<int()>> parts{[] { return 1; }, [] { return 2; }};
+    std::vector<int> values = exec.executeAll(parts).get();  // {1, 2}: input order
+    REQUIRE(count == 3);
+    REQUIRE(name == "three");
+    REQUIRE(nothing == std::monostate{});
+    REQUIRE(values == std::vector<int>{1, 2});
+  }
+
+  SECTION("withTimeout and withFallback") {
+    using namespace std::chrono_literals;
+    auto never = exec.makePromise<int>();  // nobody fulfils it
+    auto timed = exec.withTimeout(never.getFuture(), 20ms);
+    // timed.get() throws jobtrack::TimeoutError; never's future is cancelled
+
+    auto orZero = exec.withFallback(exec.withTimeout(exec.executeAsync(slowLookup), 10ms), 0);
+    auto explained = exec.withFallback(exec.executeAsync([]() -> std::string { throw 42; }),
+                                       [](std::exception_ptr error) { return jobtrack::describeException(error); });
+    // Java's completeOnTimeout: replace a timeout only, let other failures through.
+    auto onlyTimeouts = exec.withFallback(exec.withTimeout(exec.executeAsync(slowLookup), 10ms),
+                                          [](std::exception_ptr error) -> int {
+                                            try {
+                                              std::rethrow_exception(error);
+                                            } catch (const jobtrack::TimeoutError&) {
+                                              return 0;
+                                            }  // anything else propagates
+                                          });
+    REQUIRE_THROWS_AS(timed.get(), jobtrack::TimeoutError);
+    REQUIRE(onlyTimeouts.get() == 0);
+    REQUIRE(orZero.get() == 0);
+    REQUIRE(explained.get() == "non-standard exception");
+  }
+
+  SECTION("shutdown and stats") {
+    jobtrack::ExecutorOptions options;
+    options.blockingThreads = 4;
+    options.shutdownTimeout = std::chrono::milliseconds(500);
+    jobtrack::AsyncExecutor service(options);
+
+    auto pending = service.executeAsync([](std::stop_token stop) {
+      std::mutex mutex;
+      std::condition_variable_any wakeUp;
+      std::unique_lock lock(mutex);
+      wakeUp.wait(lock, stop, [] { return false; });  // honours its token
+    });
+    jobtrack::ExecutorStats stats = service.stats();  // submitted 1: queued or running
+    jobtrack::ShutdownReport report = service.shutdown();
+    // pending is complete (CancelledError); report.abandonedThreads == 0
+    REQUIRE(stats.submitted == 1);
+    REQUIRE(report.abandonedThreads == 0);
+    REQUIRE_THROWS_AS(pending.get(), jobtrack::CancelledError);
+    REQUIRE_THROWS_AS(service.executeAsync([] {}), jobtrack::ExecutorShutdownError);
+  }
+}
+
+TEST_CASE("docs/executor.md example: an external io_context", "[executor][docs][external]") {
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::thread ioThread([&io] { io.run(); });
+
+  jobtrack::AsyncExecutor exec(io.get_executor());  // coroutines, timers, continuations run on io
+  auto onIo = exec.executeAsync([]() -> asio::awaitable<std::thread::id> { co_return std::this_thread::get_id(); });
+  REQUIRE(onIo.get() == ioThread.get_id());
+
+  exec.shutdown();  // before the io_context stops running
+  work.reset();
   ioThread.join();
 }

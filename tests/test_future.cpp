@@ -391,9 +391,11 @@ TEST_CASE("asyncGet with use_awaitable returns the value or throws in a coroutin
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        value = co_await valuePromise.getFuture().asyncGet(asio::use_awaitable);
+        auto valueFuture = valuePromise.getFuture();
+        value = co_await valueFuture.asyncGet(asio::use_awaitable);
+        auto failingFuture = failingPromise.getFuture();
         try {
-          co_await failingPromise.getFuture().asyncGet(asio::use_awaitable);
+          co_await failingFuture.asyncGet(asio::use_awaitable);
         } catch (const CustomError&) {
           threw = true;
         }
