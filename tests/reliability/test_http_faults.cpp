@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -170,6 +171,10 @@ class Connection {
       pollfd p{fd_, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
       char buffer[8192];
+      // ACK at once: the server writes head and body separately, and Nagle
+      // would hold the body back for our delayed ACK (40 ms per request).
+      const int one = 1;
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
       const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
       if (n <= 0) {
         closedByPeer_ = true;
