@@ -52,7 +52,8 @@ ParamOrProblem<std::size_t> parseLimit(const Request& request, const JobsApiOpti
   std::size_t value = 0;
   const char* end = text->data() + text->size();
   const auto [ptr, ec] = std::from_chars(text->data(), end, value);
-  if (text->empty() || ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range) || value == 0) {
+  if (text->empty() || ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
+      (ec == std::errc() && value == 0)) {
     return {std::nullopt, problem(400, "The query parameter 'limit' must be a positive integer (at most " +
                                            std::to_string(options.maxLimit) + " are returned), not '" + *text + "'.")};
   }
