@@ -6,6 +6,7 @@
 /// for its whole duration, so `threads` caps how many of them can be open at
 /// once (further connections wait in the queue).
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -29,6 +30,11 @@ struct ServerOptions {
   std::size_t threads = 64;    ///< connection threads (long-polls and streams each hold one)
   std::size_t maxBodyBytes = 64 * 1024;
   std::size_t keepAliveMaxRequests = 10'000;
+  /// A client silent this long while sending a request, or not reading an
+  /// answer, is dropped (slow clients cannot hold a thread for ever).
+  std::chrono::seconds readTimeout{5};
+  std::chrono::seconds writeTimeout{5};
+  std::chrono::seconds keepAliveTimeout{5};  ///< an idle keep-alive connection is closed after this
 };
 
 /// Converts a parsed cpp-httplib request to the transport-neutral type.
