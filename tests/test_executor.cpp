@@ -162,11 +162,11 @@ class CancelWatch {
  public:
   template <class T>
   explicit CancelWatch(Promise<T>& promise)
-      : callback_(promise.stopToken(), [event = event_] { event->set(); }) {}
+      : event_(std::make_shared<Event>()), callback_(promise.stopToken(), [event = event_] { event->set(); }) {}
   [[nodiscard]] bool waitFor() const { return event_->waitFor(); }
 
  private:
-  std::shared_ptr<Event> event_ = std::make_shared<Event>();
+  std::shared_ptr<Event> event_;  // declared first: callback_'s initializer copies it
   std::stop_callback<std::function<void()>> callback_;
 };
 
