@@ -5,10 +5,6 @@
 /// result rows (ours, baseline, ratio, goal), clocks, percentiles, resident
 /// memory and running a measurement in a forked child.
 
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,7 +17,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace jobtrack::bench {
@@ -30,10 +29,10 @@ using Clock = std::chrono::steady_clock;
 
 /// Sizes and knobs; every size is a flag so the smoke run stays tiny.
 struct Config {
-  std::size_t threads = 2;               ///< pool size on both sides of figure 1
+  std::size_t threads = 2;  ///< pool size on both sides of figure 1
   std::size_t throughputJobs = 1'000'000;
-  std::size_t asyncJobs = 20'000;        ///< std::async makes a thread per task
-  std::size_t trackerKeep = 10'000;      ///< maxFinishedJobs in figure 1
+  std::size_t asyncJobs = 20'000;    ///< std::async makes a thread per task
+  std::size_t trackerKeep = 10'000;  ///< maxFinishedJobs in figure 1
   std::size_t inflightJobs = 1'000'000;
   std::chrono::milliseconds hold{1000};  ///< timer wait of an in-flight job
   std::size_t registryJobs = 1'000'000;
@@ -41,7 +40,7 @@ struct Config {
   std::size_t lookups = 200'000;
   std::size_t listCalls = 2'000;
   std::size_t timeoutJobs = 10'000;
-  std::size_t blockingThreads = 32;      ///< figure 4: the pool that is saturated
+  std::size_t blockingThreads = 32;  ///< figure 4: the pool that is saturated
   std::size_t races = 200;
   std::chrono::microseconds checkEvery{100};  ///< figure 5: busy work between checks
   std::vector<int> figures{1, 2, 3, 4, 5};
@@ -50,13 +49,13 @@ struct Config {
 
 /// One line of the results table.
 struct Row {
-  std::string figure;    ///< e.g. "1 throughput"
-  std::string metric;    ///< what is measured
+  std::string figure;  ///< e.g. "1 throughput"
+  std::string metric;  ///< what is measured
   double ours = 0;
   double baseline = 0;
-  std::string unit;      ///< unit of ours and baseline
+  std::string unit;  ///< unit of ours and baseline
   std::string baselineName;
-  std::string goal;      ///< in words, e.g. "ratio >= 0.5"; empty: informational
+  std::string goal;  ///< in words, e.g. "ratio >= 0.5"; empty: informational
   std::optional<bool> met;
   std::string note;
 
@@ -146,11 +145,13 @@ inline std::vector<double> inChild(const std::function<std::vector<double>()>& m
   close(fds[1]);
   std::vector<double> values;
   double value = 0;
-  while (read(fds[0], &value, sizeof value) == static_cast<ssize_t>(sizeof value)) values.push_back(value);
+  while (read(fds[0], &value, sizeof value) == static_cast<ssize_t>(sizeof value))
+    values.push_back(value);
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("a measuring child failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("a measuring child failed");
   return values;
 }
 

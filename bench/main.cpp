@@ -2,20 +2,19 @@
 /// jobtrack_bench: what tracking costs, each figure next to its floor
 /// measured in the same process run, as a ratio. See docs/benchmarks.md.
 
-#include <malloc.h>
+#include "harness.hpp"
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <malloc.h>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "harness.hpp"
 
 namespace bench = jobtrack::bench;
 
@@ -45,7 +44,8 @@ std::size_t number(std::string_view flag, std::string_view text) {
   std::size_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc{} || end != text.data() + text.size()) {
-    throw std::invalid_argument(std::string(flag) + " needs a non-negative integer, not '" + std::string(text) + "'");
+    throw std::invalid_argument(std::string(flag) + " needs a non-negative integer, not '" +
+                                std::string(text) + "'");
   }
   return value;
 }
@@ -105,7 +105,8 @@ bench::Config parse(int argc, char** argv) {
       std::cout << usage;
       std::exit(0);
     }
-    if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + std::string(flag));
+    if (i + 1 >= args.size())
+      throw std::invalid_argument("unknown flag or missing value: " + std::string(flag));
     const auto value = args[++i];
     if (auto it = sizes.find(flag); it != sizes.end()) {
       *it->second = number(flag, value);
@@ -121,7 +122,8 @@ bench::Config parse(int argc, char** argv) {
       throw std::invalid_argument("unknown flag: " + std::string(flag));
     }
   }
-  if (c.threads == 0 || c.blockingThreads < 4) throw std::invalid_argument("--threads >= 1, --blocking-threads >= 4");
+  if (c.threads == 0 || c.blockingThreads < 4)
+    throw std::invalid_argument("--threads >= 1, --blocking-threads >= 4");
   return c;
 }
 
@@ -143,12 +145,13 @@ std::string metText(const bench::Row& row) {
 }
 
 void printTable(const std::vector<bench::Row>& rows) {
-  std::printf("%-14s %-44s %12s %12s %-12s %-26s %8s  %-26s %s\n", "figure", "metric", "ours", "baseline", "unit",
-              "baseline is", "ratio", "goal", "met?");
+  std::printf("%-14s %-44s %12s %12s %-12s %-26s %8s  %-26s %s\n", "figure", "metric", "ours",
+              "baseline", "unit", "baseline is", "ratio", "goal", "met?");
   for (const auto& row : rows) {
-    std::printf("%-14s %-44s %12s %12s %-12s %-26s %8s  %-26s %s\n", row.figure.c_str(), row.metric.c_str(),
-                formatValue(row.ours).c_str(), formatValue(row.baseline).c_str(), row.unit.c_str(),
-                row.baselineName.c_str(), row.baseline != 0 ? formatValue(row.ratio()).c_str() : "-",
+    std::printf("%-14s %-44s %12s %12s %-12s %-26s %8s  %-26s %s\n", row.figure.c_str(),
+                row.metric.c_str(), formatValue(row.ours).c_str(),
+                formatValue(row.baseline).c_str(), row.unit.c_str(), row.baselineName.c_str(),
+                row.baseline != 0 ? formatValue(row.ratio()).c_str() : "-",
                 row.goal.empty() ? "-" : row.goal.c_str(), metText(row).c_str());
     if (!row.note.empty()) std::printf("%-14s   note: %s\n", "", row.note.c_str());
   }
@@ -158,8 +161,9 @@ void writeTsv(const std::string& path, const std::vector<bench::Row>& rows) {
   std::ofstream out(path);
   out << "figure\tmetric\tours\tbaseline\tunit\tbaseline_is\tratio\tgoal\tmet\tnote\n";
   for (const auto& row : rows) {
-    out << row.figure << '\t' << row.metric << '\t' << row.ours << '\t' << row.baseline << '\t' << row.unit << '\t'
-        << row.baselineName << '\t' << (row.baseline != 0 ? formatValue(row.ratio()) : "-") << '\t'
+    out << row.figure << '\t' << row.metric << '\t' << row.ours << '\t' << row.baseline << '\t'
+        << row.unit << '\t' << row.baselineName << '\t'
+        << (row.baseline != 0 ? formatValue(row.ratio()) : "-") << '\t'
         << (row.goal.empty() ? "-" : row.goal) << '\t' << metText(row) << '\t' << row.note << '\n';
   }
   if (!out) throw std::runtime_error("cannot write " + path);
@@ -181,15 +185,27 @@ int main(int argc, char** argv) {
       malloc_trim(0);
       auto& out = byFigure[figure];
       switch (figure) {
-        case 1: bench::figureThroughput(config, out); break;
-        case 2: bench::figureMemory(config, out); break;
-        case 3: bench::figureRegistry(config, out); break;
-        case 4: bench::figureTimers(config, out); break;
-        case 5: bench::figureRace(config, out); break;
-        default: break;
+        case 1:
+          bench::figureThroughput(config, out);
+          break;
+        case 2:
+          bench::figureMemory(config, out);
+          break;
+        case 3:
+          bench::figureRegistry(config, out);
+          break;
+        case 4:
+          bench::figureTimers(config, out);
+          break;
+        case 5:
+          bench::figureRace(config, out);
+          break;
+        default:
+          break;
       }
     }
-    for (auto& [figure, figureRows] : byFigure) rows.insert(rows.end(), figureRows.begin(), figureRows.end());
+    for (auto& [figure, figureRows] : byFigure)
+      rows.insert(rows.end(), figureRows.begin(), figureRows.end());
     printTable(rows);
     if (!config.tsvPath.empty()) writeTsv(config.tsvPath, rows);
     return 0;

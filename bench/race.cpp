@@ -4,13 +4,12 @@
 /// a hand-rolled race: three threads sharing one std::stop_source that the
 /// winner signals itself.
 
+#include "harness.hpp"
+#include <jobtrack/jobtrack.hpp>
+
 #include <memory>
 #include <stop_token>
 #include <thread>
-
-#include <jobtrack/jobtrack.hpp>
-
-#include "harness.hpp"
 
 namespace jobtrack::bench {
 namespace {
@@ -27,7 +26,8 @@ struct LoserLog {
 
 /// Busy work of `slice` thread-CPU time, then a stop check; repeated until
 /// the token is signalled (or 10 000 checks, a safety net).
-int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice, std::atomic<int>& entered) {
+int loser(const std::stop_token& stop, LoserLog& log, std::chrono::microseconds slice,
+          std::atomic<int>& entered) {
   log.checks.reserve(10'000);
   // Runs on the thread that requests the stop: the moment the library acted.
   std::stop_callback onStop(stop, [&log] { log.stopRequestedAt = Clock::now(); });
@@ -111,49 +111,82 @@ Summary summarise(std::size_t races, std::chrono::microseconds slice, RunOne run
 void figureRace(const Config& config, std::vector<Row>& rows) {
   const auto slice = config.checkEvery;
   AsyncExecutor executor(ExecutorOptions{.coreThreads = 2, .blockingThreads = 4});
-  const auto ours = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt,
-                                                        std::atomic<int>& entered) {
-    std::atomic<int> stopped{0};
-    auto slow = [&stopped, &entered, slice](LoserLog& log) {
-      return [&stopped, &entered, &log, slice](std::stop_token stop) {
-        const int value = loser(stop, log, slice, entered);
-        stopped.fetch_add(1);
-        return value;
-      };
-    };
-    auto race = executor.executeAny([&wonAt, &entered] { return winner(wonAt, entered); }, slow(a), slow(b));
-    if (race.get() != 1) throw std::runtime_error("figure 5: the fast task did not win");
-    // The losers run on, detached: wait until both have stopped before their logs go.
-    waitUntil([&] { return stopped.load() == 2; });
-  });
-  const auto base = summarise(config.races, slice, [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt,
-                                                        std::atomic<int>& entered) {
-    std::stop_source stop;
-    std::jthread fast([&] {
-      winner(wonAt, entered);
-      stop.request_stop();
-    });
-    std::jthread slowA([&] { loser(stop.get_token(), a, slice, entered); });
-    std::jthread slowB([&] { loser(stop.get_token(), b, slice, entered); });
-  });
+  const auto ours =
+      summarise(config.races, slice,
+                [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt, std::atomic<int>& entered) {
+                  std::atomic<int> stopped{0};
+                  auto slow = [&stopped, &entered, slice](LoserLog& log) {
+                    return [&stopped, &entered, &log, slice](std::stop_token stop) {
+                      const int value = loser(stop, log, slice, entered);
+                      stopped.fetch_add(1);
+                      return value;
+                    };
+                  };
+                  auto race = executor.executeAny(
+                      [&wonAt, &entered] { return winner(wonAt, entered); }, slow(a), slow(b));
+                  if (race.get() != 1)
+                    throw std::runtime_error("figure 5: the fast task did not win");
+                  // The losers run on, detached: wait until both have stopped before their logs go.
+                  waitUntil([&] { return stopped.load() == 2; });
+                });
+  const auto base =
+      summarise(config.races, slice,
+                [&](LoserLog& a, LoserLog& b, Clock::time_point& wonAt, std::atomic<int>& entered) {
+                  std::stop_source stop;
+                  std::jthread fast([&] {
+                    winner(wonAt, entered);
+                    stop.request_stop();
+                  });
+                  std::jthread slowA([&] { loser(stop.get_token(), a, slice, entered); });
+                  std::jthread slowB([&] { loser(stop.get_token(), b, slice, entered); });
+                });
 
   const std::string fig = "5 race";
   const std::string context = std::to_string(config.races) + " races; a stop check every " +
                               std::to_string(slice.count()) + " us of CPU; mean checks after win " +
-                              fixed(ours.meanChecks) + " (hand-rolled " + fixed(base.meanChecks) + ")";
-  rows.push_back(Row{fig, "loser CPU after the win (mean)", ours.meanCpuMicros, base.meanCpuMicros, "us",
-                     "shared std::stop_source", "", {}, context});
-  Row checks{fig, "loser checks after the win (max)", static_cast<double>(ours.maxChecks),
-             static_cast<double>(base.maxChecks), "checks", "shared std::stop_source", "ours <= 1", {}, ""};
+                              fixed(ours.meanChecks) + " (hand-rolled " + fixed(base.meanChecks) +
+                              ")";
+  rows.push_back(Row{fig,
+                     "loser CPU after the win (mean)",
+                     ours.meanCpuMicros,
+                     base.meanCpuMicros,
+                     "us",
+                     "shared std::stop_source",
+                     "",
+                     {},
+                     context});
+  Row checks{fig,
+             "loser checks after the win (max)",
+             static_cast<double>(ours.maxChecks),
+             static_cast<double>(base.maxChecks),
+             "checks",
+             "shared std::stop_source",
+             "ours <= 1",
+             {},
+             ""};
   checks.met = ours.maxChecks <= 1;
   rows.push_back(checks);
   auto oursPropagation = ours.propagationMicros;
   auto basePropagation = base.propagationMicros;
-  rows.push_back(Row{fig, "win until losers' stop requested, median", quantile(oursPropagation, 0.5),
-                     quantile(basePropagation, 0.5), "us", "shared std::stop_source", "", {}, ""});
-  rows.push_back(Row{fig, "win until losers' stop requested, max", quantile(oursPropagation, 1.0),
-                     quantile(basePropagation, 1.0), "us", "shared std::stop_source", "", {},
-                     "a max far above the median is the winner's thread being preempted, on either side"});
+  rows.push_back(Row{fig,
+                     "win until losers' stop requested, median",
+                     quantile(oursPropagation, 0.5),
+                     quantile(basePropagation, 0.5),
+                     "us",
+                     "shared std::stop_source",
+                     "",
+                     {},
+                     ""});
+  rows.push_back(
+      Row{fig,
+          "win until losers' stop requested, max",
+          quantile(oursPropagation, 1.0),
+          quantile(basePropagation, 1.0),
+          "us",
+          "shared std::stop_source",
+          "",
+          {},
+          "a max far above the median is the winner's thread being preempted, on either side"});
 }
 
 }  // namespace jobtrack::bench

@@ -3,12 +3,11 @@
 /// finished jobs while two threads keep submitting, and list(50) latency
 /// with a small and a large registry.
 
-#include <random>
-#include <thread>
-
+#include "harness.hpp"
 #include <jobtrack/jobtrack.hpp>
 
-#include "harness.hpp"
+#include <random>
+#include <thread>
 
 namespace jobtrack::bench {
 namespace {
@@ -33,7 +32,8 @@ std::pair<double, double> listLatency(const JobTracker<>& tracker, std::size_t c
     const auto start = Clock::now();
     const auto page = tracker.list(50);
     samples.push_back(micros(Clock::now() - start));
-    if (page.size() != 50) throw std::runtime_error("figure 3: list(50) returned " + std::to_string(page.size()));
+    if (page.size() != 50)
+      throw std::runtime_error("figure 3: list(50) returned " + std::to_string(page.size()));
   }
   return {quantile(samples, 0.5), quantile(samples, 0.99)};
 }
@@ -126,21 +126,50 @@ void figureRegistry(const Config& config, std::vector<Row>& rows) {
 
   const double p50 = quantile(samples, 0.5);
   const double p99 = quantile(samples, 0.99);
-  const std::string context = std::to_string(ids.size()) + " kept; " + std::to_string(submittedMeanwhile) +
+  const std::string context = std::to_string(ids.size()) + " kept; " +
+                              std::to_string(submittedMeanwhile) +
                               " submitted meanwhile by 2 threads; " + std::to_string(hits) + "/" +
                               std::to_string(samples.size()) + " found";
-  rows.push_back(Row{fig, "get(id) median, under submit load", p50, quantile(bare, 0.5), "us",
-                     "unordered_map::find", "", {}, context});
-  Row getP99{fig, "get(id) p99, under submit load", p99, quantile(bare, 0.99), "us", "unordered_map::find",
-             "ours < 10 us", {}, ""};
+  rows.push_back(Row{fig,
+                     "get(id) median, under submit load",
+                     p50,
+                     quantile(bare, 0.5),
+                     "us",
+                     "unordered_map::find",
+                     "",
+                     {},
+                     context});
+  Row getP99{fig,
+             "get(id) p99, under submit load",
+             p99,
+             quantile(bare, 0.99),
+             "us",
+             "unordered_map::find",
+             "ours < 10 us",
+             {},
+             ""};
   getP99.met = p99 < 10.0;
   rows.push_back(getP99);
-  rows.push_back(Row{fig, "get(id) p99, quiet registry", quantile(quiet, 0.99), quantile(bare, 0.99), "us",
-                     "unordered_map::find", "", {}, "no submitters; median " + fixed(quantile(quiet, 0.5), 3) + " us"});
-  Row list{fig, "list(50) median: large vs small registry", listLarge.first, listSmall.first, "us",
-           "list(50) with " + std::to_string(config.registrySmall) + " kept", "ratio <= 2", {},
-           std::to_string(config.registryJobs) + " kept vs " + std::to_string(config.registrySmall) +
-               "; p99 " + fixed(listLarge.second) + " vs " + fixed(listSmall.second) + " us"};
+  rows.push_back(Row{fig,
+                     "get(id) p99, quiet registry",
+                     quantile(quiet, 0.99),
+                     quantile(bare, 0.99),
+                     "us",
+                     "unordered_map::find",
+                     "",
+                     {},
+                     "no submitters; median " + fixed(quantile(quiet, 0.5), 3) + " us"});
+  Row list{fig,
+           "list(50) median: large vs small registry",
+           listLarge.first,
+           listSmall.first,
+           "us",
+           "list(50) with " + std::to_string(config.registrySmall) + " kept",
+           "ratio <= 2",
+           {},
+           std::to_string(config.registryJobs) + " kept vs " +
+               std::to_string(config.registrySmall) + "; p99 " + fixed(listLarge.second) + " vs " +
+               fixed(listSmall.second) + " us"};
   list.met = list.ratio() <= 2.0;
   rows.push_back(list);
 }

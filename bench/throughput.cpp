@@ -2,16 +2,15 @@
 /// Figure 1: empty jobs per second through JobTracker + executeAsync, next to
 /// raw asio::post (the floor), asio::post with use_future, and std::async.
 
+#include "harness.hpp"
+#include <jobtrack/jobtrack.hpp>
+
 #include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
 #include <asio/use_future.hpp>
 
 #include <deque>
 #include <future>
-
-#include <jobtrack/jobtrack.hpp>
-
-#include "harness.hpp"
 
 namespace jobtrack::bench {
 namespace {
@@ -31,7 +30,8 @@ Measured timed(std::size_t jobs, Run run) {
   const auto start = Clock::now();
   const auto end = run();
   const auto cpu = processCpuTime() - cpu0;
-  return {static_cast<double>(jobs) / seconds(end - start), micros(cpu) / static_cast<double>(jobs)};
+  return {static_cast<double>(jobs) / seconds(end - start),
+          micros(cpu) / static_cast<double>(jobs)};
 }
 
 /// Floor: an empty lambda posted to an asio::thread_pool; completion is a counter.
@@ -110,26 +110,56 @@ void figureThroughput(const Config& config, std::vector<Row>& rows) {
   const auto useFuture = postUseFuture(n, t);
   const auto async = stdAsync(config.asyncJobs);
   const auto raw2 = rawPost(n, t);
-  const Measured raw{(raw1.jobsPerSecond + raw2.jobsPerSecond) / 2, (raw1.cpuMicrosPerJob + raw2.cpuMicrosPerJob) / 2};
+  const Measured raw{(raw1.jobsPerSecond + raw2.jobsPerSecond) / 2,
+                     (raw1.cpuMicrosPerJob + raw2.cpuMicrosPerJob) / 2};
 
   const std::string fig = "1 throughput";
-  const std::string context = std::to_string(n) + " jobs; pools of " + std::to_string(t) +
-                              " threads; maxFinishedJobs " + std::to_string(config.trackerKeep) +
-                              "; raw post runs: " + std::to_string(static_cast<long>(raw1.jobsPerSecond)) + " and " +
-                              std::to_string(static_cast<long>(raw2.jobsPerSecond)) + " jobs/s";
-  Row vsRaw{fig, "tracked jobs/s vs raw asio::post", ours.jobsPerSecond, raw.jobsPerSecond, "jobs/s",
-            "asio::post (floor)", "ratio >= 0.5", {}, context};
+  const std::string context =
+      std::to_string(n) + " jobs; pools of " + std::to_string(t) + " threads; maxFinishedJobs " +
+      std::to_string(config.trackerKeep) +
+      "; raw post runs: " + std::to_string(static_cast<long>(raw1.jobsPerSecond)) + " and " +
+      std::to_string(static_cast<long>(raw2.jobsPerSecond)) + " jobs/s";
+  Row vsRaw{fig,
+            "tracked jobs/s vs raw asio::post",
+            ours.jobsPerSecond,
+            raw.jobsPerSecond,
+            "jobs/s",
+            "asio::post (floor)",
+            "ratio >= 0.5",
+            {},
+            context};
   vsRaw.met = vsRaw.ratio() >= 0.5;
   rows.push_back(vsRaw);
-  Row vsFuture{fig, "tracked jobs/s vs post(use_future)", ours.jobsPerSecond, useFuture.jobsPerSecond, "jobs/s",
-               "asio::post(use_future)", "ratio >= 1", {}, ""};
+  Row vsFuture{fig,
+               "tracked jobs/s vs post(use_future)",
+               ours.jobsPerSecond,
+               useFuture.jobsPerSecond,
+               "jobs/s",
+               "asio::post(use_future)",
+               "ratio >= 1",
+               {},
+               ""};
   vsFuture.met = vsFuture.ratio() >= 1.0;
   rows.push_back(vsFuture);
-  rows.push_back(Row{fig, "tracked jobs/s vs std::async", ours.jobsPerSecond, async.jobsPerSecond, "jobs/s",
-                     "std::async", "", {}, "std::async: " + std::to_string(config.asyncJobs) + " tasks (a thread each)"});
-  rows.push_back(Row{fig, "process CPU per job vs raw asio::post", ours.cpuMicrosPerJob, raw.cpuMicrosPerJob, "us/job",
-                     "asio::post (floor)", "", {}, "all threads; post(use_future): " +
-                     fixed(useFuture.cpuMicrosPerJob) + " us/job"});
+  rows.push_back(Row{fig,
+                     "tracked jobs/s vs std::async",
+                     ours.jobsPerSecond,
+                     async.jobsPerSecond,
+                     "jobs/s",
+                     "std::async",
+                     "",
+                     {},
+                     "std::async: " + std::to_string(config.asyncJobs) + " tasks (a thread each)"});
+  rows.push_back(
+      Row{fig,
+          "process CPU per job vs raw asio::post",
+          ours.cpuMicrosPerJob,
+          raw.cpuMicrosPerJob,
+          "us/job",
+          "asio::post (floor)",
+          "",
+          {},
+          "all threads; post(use_future): " + fixed(useFuture.cpuMicrosPerJob) + " us/job"});
 }
 
 }  // namespace jobtrack::bench

@@ -2,14 +2,13 @@
 /// Figure 4: lateness of withTimeout(10 ms) while the blocking pool is
 /// saturated, next to bare asio::steady_timer waits under the same load.
 
+#include "harness.hpp"
+#include <jobtrack/jobtrack.hpp>
+
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <future>
-
-#include <jobtrack/jobtrack.hpp>
-
-#include "harness.hpp"
 
 namespace jobtrack::bench {
 namespace {
@@ -48,15 +47,16 @@ std::vector<double> trackedLateness(std::size_t jobs, std::size_t blockingThread
   for (std::size_t i = 0; i < jobs; ++i) {
     tracker.submit("timeout", [&, i] {
       started[i] = Clock::now();
-      return executor.withTimeout(executor.executeAsync([] {}), timeout).recover([&, i](Future<void> ready) {
-        ended[i] = Clock::now();
-        try {
-          ready.get();
-        } catch (const TimeoutError&) {
-          timedOut[i] = 1;
-        } catch (...) {  // NOLINT(bugprone-empty-catch): counted below as "did not time out"
-        }
-      });
+      return executor.withTimeout(executor.executeAsync([] {}), timeout)
+          .recover([&, i](Future<void> ready) {
+            ended[i] = Clock::now();
+            try {
+              ready.get();
+            } catch (const TimeoutError&) {
+              timedOut[i] = 1;
+            } catch (...) {  // NOLINT(bugprone-empty-catch): counted below as "did not time out"
+            }
+          });
     });
   }
   waitUntil([&] { return tracker.stats().completed == jobs; });
@@ -104,12 +104,27 @@ void figureTimers(const Config& config, std::vector<Row>& rows) {
   auto ours = trackedLateness(config.timeoutJobs, config.blockingThreads);
   auto base = bareLateness(config.timeoutJobs, config.blockingThreads);
   const std::string fig = "4 timers";
-  const std::string context = std::to_string(config.timeoutJobs) + " jobs; " + std::to_string(config.blockingThreads) +
+  const std::string context = std::to_string(config.timeoutJobs) + " jobs; " +
+                              std::to_string(config.blockingThreads) +
                               " blocking threads busy, as many queued";
-  rows.push_back(Row{fig, "withTimeout(10ms) lateness p50", quantile(ours, 0.5), quantile(base, 0.5), "ms",
-                     "asio::steady_timer", "", {}, context});
-  Row p99{fig, "withTimeout(10ms) lateness p99", quantile(ours, 0.99), quantile(base, 0.99), "ms",
-          "asio::steady_timer", "ours < 2 ms", {}, ""};
+  rows.push_back(Row{fig,
+                     "withTimeout(10ms) lateness p50",
+                     quantile(ours, 0.5),
+                     quantile(base, 0.5),
+                     "ms",
+                     "asio::steady_timer",
+                     "",
+                     {},
+                     context});
+  Row p99{fig,
+          "withTimeout(10ms) lateness p99",
+          quantile(ours, 0.99),
+          quantile(base, 0.99),
+          "ms",
+          "asio::steady_timer",
+          "ours < 2 ms",
+          {},
+          ""};
   p99.met = p99.ours < 2.0;
   rows.push_back(p99);
 }

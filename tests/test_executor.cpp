@@ -14,6 +14,7 @@
 
 #include "jobtrack/executor.hpp"
 
+#include "catch.hpp"
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -47,8 +48,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include "catch.hpp"
 
 using namespace jobtrack;
 using namespace std::chrono_literals;
@@ -141,8 +140,9 @@ asio::awaitable<void> waitAnHour(std::shared_ptr<std::atomic<bool>> sawCancel = 
 }
 
 /// Pools small enough to saturate on purpose.
-ExecutorOptions smallPools(std::size_t blockingThreads = 4,
-                           std::chrono::milliseconds shutdownTimeout = std::chrono::milliseconds(kPatience)) {
+ExecutorOptions smallPools(
+    std::size_t blockingThreads = 4,
+    std::chrono::milliseconds shutdownTimeout = std::chrono::milliseconds(kPatience)) {
   ExecutorOptions options;
   options.coreThreads = 2;
   options.blockingThreads = blockingThreads;
@@ -162,7 +162,8 @@ class CancelWatch {
  public:
   template <class T>
   explicit CancelWatch(Promise<T>& promise)
-      : event_(std::make_shared<Event>()), callback_(promise.stopToken(), [event = event_] { event->set(); }) {}
+      : event_(std::make_shared<Event>()),
+        callback_(promise.stopToken(), [event = event_] { event->set(); }) {}
   [[nodiscard]] bool waitFor() const { return event_->waitFor(); }
 
  private:
@@ -176,7 +177,8 @@ class CancelWatch {
 // executeAsync
 // ---------------------------------------------------------------------------
 
-TEST_CASE("executeAsync runs plain callables and coroutines and returns their values", "[executor][async]") {
+TEST_CASE("executeAsync runs plain callables and coroutines and returns their values",
+          "[executor][async]") {
   AsyncExecutor exec(smallPools());
   const auto testThread = std::this_thread::get_id();
 
@@ -255,7 +257,8 @@ TEST_CASE("failures of any type are captured and rethrown by get()", "[executor]
   }
 }
 
-TEST_CASE("cancel reaches running work: a stop token or a cancellation signal", "[executor][async][cancel]") {
+TEST_CASE("cancel reaches running work: a stop token or a cancellation signal",
+          "[executor][async][cancel]") {
   AsyncExecutor exec(smallPools());
 
   SECTION("a blocking callable sees its stop token") {
@@ -298,8 +301,9 @@ TEST_CASE("cancel reaches running work: a stop token or a cancellation signal", 
   }
 }
 
-TEST_CASE("a cancel of a coroutine that is running between awaits takes effect at its next co_await",
-          "[executor][async][cancel][coroutine]") {
+TEST_CASE(
+    "a cancel of a coroutine that is running between awaits takes effect at its next co_await",
+    "[executor][async][cancel][coroutine]") {
   AsyncExecutor exec(smallPools());
   auto running = std::make_shared<Event>();
   auto gate = std::make_shared<Event>();
@@ -332,7 +336,8 @@ TEST_CASE("a cancel of a coroutine that is running between awaits takes effect a
   REQUIRE_THROWS_AS(future.get(), CancelledError);
 }
 
-TEST_CASE("a cancel that arrives before the work starts is never lost", "[executor][async][cancel][started]") {
+TEST_CASE("a cancel that arrives before the work starts is never lost",
+          "[executor][async][cancel][started]") {
   AsyncExecutor exec(smallPools(1));
   auto gate = std::make_shared<Event>();
   auto parked = std::make_shared<Event>();
@@ -400,7 +405,8 @@ TEST_CASE("executeAndThen runs the second stage with the first one's value", "[e
   AsyncExecutor exec(smallPools());
 
   SECTION("blocking, then blocking") {
-    auto future = exec.executeAndThen([] { return 20; }, [](int v) { return std::to_string(v + 1); });
+    auto future =
+        exec.executeAndThen([] { return 20; }, [](int v) { return std::to_string(v + 1); });
     REQUIRE(future.get() == "21");
   }
   SECTION("void first stage") {
@@ -414,16 +420,18 @@ TEST_CASE("executeAndThen runs the second stage with the first one's value", "[e
     REQUIRE(*seen == 4);
   }
   SECTION("a second stage returning Future<U> is flattened") {
-    auto future = exec.executeAndThen([] { return 2; },
-                                      [&exec](int v) { return exec.executeAsync([v] { return v * 10; }); });
+    auto future = exec.executeAndThen(
+        [] { return 2; }, [&exec](int v) { return exec.executeAsync([v] { return v * 10; }); });
     REQUIRE(future.get() == 20);
   }
   SECTION("a coroutine second stage") {
-    auto future = exec.executeAndThen([] { return 5; }, [](int v) -> asio::awaitable<int> {
-      asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
-      co_await timer.async_wait(asio::use_awaitable);
-      co_return v * 2;
-    });
+    auto future =
+        exec.executeAndThen([] { return 5; },
+                            [](int v) -> asio::awaitable<int> {
+                              asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+                              co_await timer.async_wait(asio::use_awaitable);
+                              co_return v * 2;
+                            });
     REQUIRE(future.get() == 10);
   }
   SECTION("a coroutine first stage") {
@@ -509,15 +517,16 @@ TEST_CASE("executeAndThen: a cancel reaches whichever stage runs", "[executor][t
     REQUIRE(*sawStop);
   }
   SECTION("the running future a second stage returned") {
-    auto future = exec.executeAndThen([] { return 1; }, [&exec, running, ended, sawStop](int v) {
-      return exec.executeAsync([=](std::stop_token stop) {
-        running->set();
-        waitForStop(stop);
-        *sawStop = stop.stop_requested();
-        ended->set();
-        return v;
-      });
-    });
+    auto future = exec.executeAndThen([] { return 1; },
+                                      [&exec, running, ended, sawStop](int v) {
+                                        return exec.executeAsync([=](std::stop_token stop) {
+                                          running->set();
+                                          waitForStop(stop);
+                                          *sawStop = stop.stop_requested();
+                                          ended->set();
+                                          return v;
+                                        });
+                                      });
     REQUIRE(running->waitFor());
     REQUIRE(future.cancel());
     REQUIRE_THROWS_AS(future.get(), CancelledError);
@@ -526,16 +535,17 @@ TEST_CASE("executeAndThen: a cancel reaches whichever stage runs", "[executor][t
   }
   SECTION("a running coroutine second stage") {
     auto sawCancel = std::make_shared<std::atomic<bool>>(false);
-    auto future = exec.executeAndThen([] { return 1; }, [=](int v) -> asio::awaitable<int> {
-      running->set();
-      try {
-        co_await waitAnHour(sawCancel);
-      } catch (...) {
-        ended->set();
-        throw;
-      }
-      co_return v;
-    });
+    auto future = exec.executeAndThen([] { return 1; },
+                                      [=](int v) -> asio::awaitable<int> {
+                                        running->set();
+                                        try {
+                                          co_await waitAnHour(sawCancel);
+                                        } catch (...) {
+                                          ended->set();
+                                          throw;
+                                        }
+                                        co_return v;
+                                      });
     REQUIRE(running->waitFor());
     REQUIRE(future.cancel());
     REQUIRE_THROWS_AS(future.get(), CancelledError);
@@ -580,7 +590,8 @@ TEST_CASE("executeAny: the first success wins, at once, and the losers see their
   REQUIRE(*sawStop == 2);
 }
 
-TEST_CASE("executeAny: coroutine losers get a cancellation signal", "[executor][any][cancel][coroutine]") {
+TEST_CASE("executeAny: coroutine losers get a cancellation signal",
+          "[executor][any][cancel][coroutine]") {
   AsyncExecutor exec(smallPools());
   auto losersRunning = std::make_shared<Countdown>(2);
   auto losersDone = std::make_shared<Countdown>(2);
@@ -631,18 +642,20 @@ TEST_CASE("executeAny: when every alternative fails, AllFailedError carries each
     }
   };
   SECTION("variadic, blocking and coroutine alternatives") {
-    check(exec.executeAny([]() -> asio::awaitable<int> { throw 42; }, []() -> int { throw CustomError{2}; },
+    check(exec.executeAny([]() -> asio::awaitable<int> { throw 42; },
+                          []() -> int { throw CustomError{2}; },
                           []() -> int { throw std::runtime_error("three"); }));
   }
   SECTION("range") {
-    std::vector<std::function<int()>> alternatives{[]() -> int { throw 42; },
-                                                   []() -> int { throw CustomError{2}; },
-                                                   []() -> int { throw std::runtime_error("three"); }};
+    std::vector<std::function<int()>> alternatives{
+        []() -> int { throw 42; }, []() -> int { throw CustomError{2}; },
+        []() -> int { throw std::runtime_error("three"); }};
     check(exec.executeAny(alternatives));
   }
 }
 
-TEST_CASE("executeAny of an empty range fails at once with AllFailedError", "[executor][any][errors]") {
+TEST_CASE("executeAny of an empty range fails at once with AllFailedError",
+          "[executor][any][errors]") {
   AsyncExecutor exec(smallPools());
   std::vector<std::function<int()>> none;
   auto race = exec.executeAny(none);
@@ -682,8 +695,10 @@ TEST_CASE("cancelling a race cancels every alternative", "[executor][any][cancel
   REQUIRE(*sawStop == 2);
 }
 
-TEST_CASE("a race's loser that finishes after the race future and the executor are gone touches no freed memory",
-          "[executor][any][lifetime]") {
+TEST_CASE(
+    "a race's loser that finishes after the race future and the executor are gone touches no freed "
+    "memory",
+    "[executor][any][lifetime]") {
   // One blocking thread, the loser's: an idle thread could be counted as
   // abandoned if a loaded machine does not schedule it within the 50 ms.
   auto exec = std::make_unique<AsyncExecutor>(smallPools(1, 50ms));
@@ -779,8 +794,8 @@ TEST_CASE("a failed executeAll reports the first genuine failure, never a siblin
   };
 
   SECTION("range") {
-    std::vector<std::function<int(std::stop_token)>> tasks{sibling, [failing](std::stop_token) { return failing(); },
-                                                          sibling};
+    std::vector<std::function<int(std::stop_token)>> tasks{
+        sibling, [failing](std::stop_token) { return failing(); }, sibling};
     auto all = exec.executeAll(tasks);
     REQUIRE_THROWS_AS(all.get(), CustomError);
   }
@@ -792,7 +807,8 @@ TEST_CASE("a failed executeAll reports the first genuine failure, never a siblin
   REQUIRE(*sawStop == 2);
 }
 
-TEST_CASE("a failed executeAll cancels coroutine siblings too", "[executor][all][errors][coroutine]") {
+TEST_CASE("a failed executeAll cancels coroutine siblings too",
+          "[executor][all][errors][coroutine]") {
   AsyncExecutor exec(smallPools());
   auto siblingDone = std::make_shared<Event>();
   auto sawCancel = std::make_shared<std::atomic<bool>>(false);
@@ -846,7 +862,8 @@ TEST_CASE("withTimeout passes an outcome that arrives in time", "[executor][time
     REQUIRE(future.get() == 1);
   }
   SECTION("a failure") {
-    auto future = exec.withTimeout(exec.executeAsync([]() -> int { throw CustomError{3}; }), kPatience);
+    auto future =
+        exec.withTimeout(exec.executeAsync([]() -> int { throw CustomError{3}; }), kPatience);
     REQUIRE_THROWS_AS(future.get(), CustomError);
   }
   SECTION("void") {
@@ -855,7 +872,8 @@ TEST_CASE("withTimeout passes an outcome that arrives in time", "[executor][time
   }
 }
 
-TEST_CASE("withTimeout fails with TimeoutError and cancels what did not complete", "[executor][timeout][cancel]") {
+TEST_CASE("withTimeout fails with TimeoutError and cancels what did not complete",
+          "[executor][timeout][cancel]") {
   AsyncExecutor exec(smallPools());
 
   SECTION("a never-completing promise") {
@@ -870,10 +888,10 @@ TEST_CASE("withTimeout fails with TimeoutError and cancels what did not complete
     auto ended = std::make_shared<Event>();
     auto sawStop = std::make_shared<std::atomic<bool>>(false);
     auto future = exec.withTimeout(exec.executeAsync([=](std::stop_token stop) {
-                                     waitForStop(stop);
-                                     *sawStop = stop.stop_requested();
-                                     ended->set();
-                                   }),
+      waitForStop(stop);
+      *sawStop = stop.stop_requested();
+      ended->set();
+    }),
                                    20ms);
     REQUIRE_THROWS_AS(future.get(), TimeoutError);
     REQUIRE(ended->waitFor());
@@ -883,12 +901,12 @@ TEST_CASE("withTimeout fails with TimeoutError and cancels what did not complete
     auto sawCancel = std::make_shared<std::atomic<bool>>(false);
     auto ended = std::make_shared<Event>();
     auto future = exec.withTimeout(exec.executeAsync([=]() -> asio::awaitable<void> {
-                                     try {
-                                       co_await waitAnHour(sawCancel);
-                                     } catch (...) {
-                                     }
-                                     ended->set();
-                                   }),
+      try {
+        co_await waitAnHour(sawCancel);
+      } catch (...) {
+      }
+      ended->set();
+    }),
                                    20ms);
     REQUIRE_THROWS_AS(future.get(), TimeoutError);
     REQUIRE(ended->waitFor());
@@ -905,7 +923,8 @@ TEST_CASE("cancelling a withTimeout future cancels its source", "[executor][time
   REQUIRE(promise.isCancelled());
 }
 
-TEST_CASE("withFallback with a value replaces failures and timeouts, not cancels", "[executor][fallback]") {
+TEST_CASE("withFallback with a value replaces failures and timeouts, not cancels",
+          "[executor][fallback]") {
   AsyncExecutor exec(smallPools());
   SECTION("a value passes") {
     REQUIRE(exec.withFallback(exec.executeAsync([] { return 1; }), -1).get() == 1);
@@ -937,29 +956,31 @@ TEST_CASE("withFallback with a value replaces failures and timeouts, not cancels
 TEST_CASE("withFallback with a handler sees the failure", "[executor][fallback]") {
   AsyncExecutor exec(smallPools());
   SECTION("the handler gets the exception") {
-    auto future = exec.withFallback(exec.executeAsync([]() -> std::string { throw CustomError{5}; }),
-                                    [](const std::exception_ptr& error) {
-                                      try {
-                                        std::rethrow_exception(error);
-                                      } catch (const CustomError& e) {
-                                        return "custom " + std::to_string(e.code);
-                                      } catch (...) {
-                                        return std::string("other");
-                                      }
-                                    });
+    auto future =
+        exec.withFallback(exec.executeAsync([]() -> std::string { throw CustomError{5}; }),
+                          [](const std::exception_ptr& error) {
+                            try {
+                              std::rethrow_exception(error);
+                            } catch (const CustomError& e) {
+                              return "custom " + std::to_string(e.code);
+                            } catch (...) {
+                              return std::string("other");
+                            }
+                          });
     REQUIRE(future.get() == "custom 5");
   }
   SECTION("the handler tells a timeout apart") {
     auto promise = exec.makePromise<std::string>();
-    auto future = exec.withFallback(exec.withTimeout(promise.getFuture(), 10ms), [](const std::exception_ptr& error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const TimeoutError&) {
-        return std::string("timed out");
-      } catch (...) {
-        return std::string("other");
-      }
-    });
+    auto future = exec.withFallback(exec.withTimeout(promise.getFuture(), 10ms),
+                                    [](const std::exception_ptr& error) {
+                                      try {
+                                        std::rethrow_exception(error);
+                                      } catch (const TimeoutError&) {
+                                        return std::string("timed out");
+                                      } catch (...) {
+                                        return std::string("other");
+                                      }
+                                    });
     REQUIRE(future.get() == "timed out");
   }
   SECTION("a throwing handler's error is the failure") {
@@ -969,10 +990,11 @@ TEST_CASE("withFallback with a handler sees the failure", "[executor][fallback]"
   }
   SECTION("a value does not call the handler") {
     auto called = std::make_shared<std::atomic<bool>>(false);
-    auto future = exec.withFallback(exec.executeAsync([] { return 8; }), [called](const std::exception_ptr&) {
-      *called = true;
-      return 0;
-    });
+    auto future =
+        exec.withFallback(exec.executeAsync([] { return 8; }), [called](const std::exception_ptr&) {
+          *called = true;
+          return 0;
+        });
     REQUIRE(future.get() == 8);
     REQUIRE_FALSE(*called);
   }
@@ -1003,8 +1025,9 @@ TEST_CASE("a race of timeouts", "[executor][any][timeout][nested]") {
   CancelWatch watch2(never2);
 
   SECTION("the alternative that answers in time wins") {
-    auto race = exec.executeAny(awaiting(exec.withTimeout(never1.getFuture(), 20ms)),
-                                awaiting(exec.withTimeout(exec.executeAsync([] { return 11; }), kPatience)));
+    auto race = exec.executeAny(
+        awaiting(exec.withTimeout(never1.getFuture(), 20ms)),
+        awaiting(exec.withTimeout(exec.executeAsync([] { return 11; }), kPatience)));
     REQUIRE(race.get() == 11);
   }
   SECTION("every alternative times out: AllFailedError of TimeoutErrors") {
@@ -1048,7 +1071,8 @@ TEST_CASE("all of fallbacks", "[executor][all][fallback][nested]") {
 // The two pools
 // ---------------------------------------------------------------------------
 
-TEST_CASE("timers and coroutines keep working while the blocking pool is saturated", "[executor][pools]") {
+TEST_CASE("timers and coroutines keep working while the blocking pool is saturated",
+          "[executor][pools]") {
   AsyncExecutor exec(smallPools(2));
   auto gate = std::make_shared<Event>();
   auto parked = std::make_shared<Countdown>(2);
@@ -1081,7 +1105,8 @@ TEST_CASE("timers and coroutines keep working while the blocking pool is saturat
   REQUIRE_NOTHROW(second.get());
 }
 
-TEST_CASE("continuations never run on the thread that calls cancel() or get()", "[executor][then][threads]") {
+TEST_CASE("continuations never run on the thread that calls cancel() or get()",
+          "[executor][then][threads]") {
   AsyncExecutor exec(smallPools());
   const auto testThread = std::this_thread::get_id();
 
@@ -1090,7 +1115,8 @@ TEST_CASE("continuations never run on the thread that calls cancel() or get()", 
     asio::cancellation_signal signal;
     std::promise<std::thread::id> ranOn;
     promise.getFuture().asyncGet(asio::bind_cancellation_slot(
-        signal.slot(), [&ranOn](std::exception_ptr, int) { ranOn.set_value(std::this_thread::get_id()); }));
+        signal.slot(),
+        [&ranOn](std::exception_ptr, int) { ranOn.set_value(std::this_thread::get_id()); }));
     signal.emit(asio::cancellation_type::terminal);
     auto id = ranOn.get_future();
     REQUIRE(id.wait_for(kPatience) == std::future_status::ready);
@@ -1174,7 +1200,8 @@ TEST_CASE("asyncGet with use_awaitable inside a coroutine", "[executor][asio][co
   }
 }
 
-TEST_CASE("asyncGet with a plain callback runs it on the core pool, never inline", "[executor][asio]") {
+TEST_CASE("asyncGet with a plain callback runs it on the core pool, never inline",
+          "[executor][asio]") {
   AsyncExecutor exec(smallPools());
   const auto testThread = std::this_thread::get_id();
 
@@ -1194,8 +1221,9 @@ TEST_CASE("asyncGet with a plain callback runs it on the core pool, never inline
     std::promise<bool> sawReturn;
     auto returned = std::make_shared<bool>(false);
     asio::post(strand, [&, returned] {
-      jobtrack::makeReadyFuture(1).asyncGet(
-          asio::bind_executor(strand, [&sawReturn, returned](std::exception_ptr, int) { sawReturn.set_value(*returned); }));
+      jobtrack::makeReadyFuture(1).asyncGet(asio::bind_executor(
+          strand,
+          [&sawReturn, returned](std::exception_ptr, int) { sawReturn.set_value(*returned); }));
       *returned = true;
     });
     auto outcome = sawReturn.get_future();
@@ -1204,7 +1232,8 @@ TEST_CASE("asyncGet with a plain callback runs it on the core pool, never inline
   }
 }
 
-TEST_CASE("asyncGet's cancellation slot cancels the future and its work", "[executor][asio][cancel]") {
+TEST_CASE("asyncGet's cancellation slot cancels the future and its work",
+          "[executor][asio][cancel]") {
   AsyncExecutor exec(smallPools());
   auto running = std::make_shared<Event>();
   auto sawStop = std::make_shared<std::atomic<bool>>(false);
@@ -1244,7 +1273,8 @@ TEST_CASE("asyncGet's cancellation slot cancels the future and its work", "[exec
 // Shutdown
 // ---------------------------------------------------------------------------
 
-TEST_CASE("shutdown with work in flight completes every future without hanging", "[executor][shutdown]") {
+TEST_CASE("shutdown with work in flight completes every future without hanging",
+          "[executor][shutdown]") {
   AsyncExecutor exec(smallPools(1));
   auto running = std::make_shared<Event>();
   auto sawStop = std::make_shared<std::atomic<bool>>(false);
@@ -1284,7 +1314,8 @@ TEST_CASE("shutdown with work in flight completes every future without hanging",
   REQUIRE(*sawCancel);
 
   REQUIRE_THROWS_AS(exec.executeAsync([] { return 1; }), ExecutorShutdownError);
-  REQUIRE_THROWS_AS(exec.executeAsync([]() -> asio::awaitable<void> { co_return; }), ExecutorShutdownError);
+  REQUIRE_THROWS_AS(exec.executeAsync([]() -> asio::awaitable<void> { co_return; }),
+                    ExecutorShutdownError);
 
   const auto again = exec.shutdown();  // idempotent
   REQUIRE(again.abandonedThreads == report.abandonedThreads);
@@ -1299,7 +1330,8 @@ TEST_CASE("shutdown with work in flight completes every future without hanging",
 
 TEST_CASE("a task ignoring its stop token is abandoned at shutdown and finishes later safely",
           "[executor][shutdown][lifetime]") {
-  auto exec = std::make_unique<AsyncExecutor>(smallPools(1, 50ms));  // no idle thread to miss the 50 ms
+  auto exec =
+      std::make_unique<AsyncExecutor>(smallPools(1, 50ms));  // no idle thread to miss the 50 ms
   auto gate = std::make_shared<Event>();
   auto running = std::make_shared<Event>();
   SetOnExit openGate{gate};
@@ -1324,7 +1356,8 @@ TEST_CASE("a task ignoring its stop token is abandoned at shutdown and finishes 
   REQUIRE(probe.released.wait_for(kPatience) == std::future_status::ready);
 }
 
-TEST_CASE("shutdown from two threads at once: both wait, both get the same report", "[executor][shutdown]") {
+TEST_CASE("shutdown from two threads at once: both wait, both get the same report",
+          "[executor][shutdown]") {
   AsyncExecutor exec(smallPools(1));
   auto running = std::make_shared<Event>();
   auto task = exec.executeAsync([=](std::stop_token stop) {
@@ -1368,7 +1401,8 @@ TEST_CASE("ExecutorStats add up once everything settled", "[executor][stats]") {
   REQUIRE(parked->waitFor());
   auto cancelledQueued = exec.executeAsync([s = Settles(settled)] { return 2; });
   auto failing = exec.executeAsync([s = Settles(settled)]() -> int { throw 42; });
-  auto coroutine = exec.executeAsync([s = Settles(settled)]() -> asio::awaitable<int> { co_return 3; });
+  auto coroutine =
+      exec.executeAsync([s = Settles(settled)]() -> asio::awaitable<int> { co_return 3; });
   auto stopped = exec.executeAsync([s = Settles(settled)](std::stop_token stop) {
     waitForStop(stop);
     return 4;
@@ -1397,10 +1431,12 @@ TEST_CASE("ExecutorStats add up once everything settled", "[executor][stats]") {
   REQUIRE(stats.cancelled == 2);
   REQUIRE(stats.cancelledStillRunning == 0);
   REQUIRE(stats.blockingQueueDepth == 0);
-  REQUIRE(stats.submitted == stats.queued + stats.running + stats.completed + stats.failed + stats.cancelled);
+  REQUIRE(stats.submitted ==
+          stats.queued + stats.running + stats.completed + stats.failed + stats.cancelled);
 }
 
-TEST_CASE("cancelledStillRunning counts a cancelled task whose body still runs", "[executor][stats][cancel]") {
+TEST_CASE("cancelledStillRunning counts a cancelled task whose body still runs",
+          "[executor][stats][cancel]") {
   AsyncExecutor exec(smallPools());
   auto gate = std::make_shared<Event>();
   auto running = std::make_shared<Event>();
@@ -1427,7 +1463,8 @@ TEST_CASE("cancelledStillRunning counts a cancelled task whose body still runs",
   REQUIRE(stats.cancelledStillRunning == 0);
   REQUIRE(stats.cancelled == 1);
   REQUIRE(stats.completed == 0);
-  REQUIRE(stats.submitted == stats.queued + stats.running + stats.completed + stats.failed + stats.cancelled);
+  REQUIRE(stats.submitted ==
+          stats.queued + stats.running + stats.completed + stats.failed + stats.cancelled);
 }
 
 // ---------------------------------------------------------------------------
@@ -1448,7 +1485,8 @@ TEST_CASE("an executor on an external io_context runs coroutines there", "[execu
     });
     REQUIRE(ranOn.get() == ioThreadId);
 
-    auto continuedOn = exec.executeAsync([] { return 1; }).then([](int) { return std::this_thread::get_id(); });
+    auto continuedOn =
+        exec.executeAsync([] { return 1; }).then([](int) { return std::this_thread::get_id(); });
     REQUIRE(continuedOn.get() != std::this_thread::get_id());
 
     auto never = exec.makePromise<int>();
@@ -1569,25 +1607,32 @@ TEST_CASE("docs/executor.md examples", "[executor][docs]") {
 
   SECTION("executeAndThen") {
     auto sorted = exec.executeAndThen(
-        [] { return std::vector<int>{3, 1, 2}; },   // blocking pool
+        [] {
+          return std::vector<int>{3, 1, 2};
+        },                                              // blocking pool
         [](std::vector<int> v, std::stop_token stop) {  // blocking pool, sees a cancel
           if (!stop.stop_requested()) std::sort(v.begin(), v.end());
           return v;
         });
-    auto viaCoroutine = exec.executeAndThen([] { return 20; }, [](int v) -> asio::awaitable<int> {
-      co_return v + 1;  // the second stage may be a coroutine...
-    });
-    auto viaFuture = exec.executeAndThen([] { return 20; }, [&exec](int v) {
-      return exec.executeAsync([v] { return v + 2; });  // ...or return a Future<U>
-    });
+    auto viaCoroutine =
+        exec.executeAndThen([] { return 20; },
+                            [](int v) -> asio::awaitable<int> {
+                              co_return v + 1;  // the second stage may be a coroutine...
+                            });
+    auto viaFuture = exec.executeAndThen(
+        [] { return 20; },
+        [&exec](int v) {
+          return exec.executeAsync([v] { return v + 2; });  // ...or return a Future<U>
+        });
     REQUIRE(sorted.get() == std::vector<int>{1, 2, 3});
     REQUIRE(viaCoroutine.get() == 21);
     REQUIRE(viaFuture.get() == 22);
   }
 
   SECTION("executeAny") {
-    auto fastest = exec.executeAny([]() -> std::string { throw std::runtime_error("mirror 1 is down"); },
-                                   [] { return std::string("mirror 2"); });
+    auto fastest =
+        exec.executeAny([]() -> std::string { throw std::runtime_error("mirror 1 is down"); },
+                        [] { return std::string("mirror 2"); });
     std::string from = fastest.get();  // "mirror 2": a failure never wins
     REQUIRE(from == "mirror 2");
 
@@ -1621,8 +1666,9 @@ TEST_CASE("docs/executor.md examples", "[executor][docs]") {
     // timed.get() throws jobtrack::TimeoutError; never's future is cancelled
 
     auto orZero = exec.withFallback(exec.withTimeout(exec.executeAsync(slowLookup), 10ms), 0);
-    auto explained = exec.withFallback(exec.executeAsync([]() -> std::string { throw 42; }),
-                                       [](std::exception_ptr error) { return jobtrack::describeException(error); });
+    auto explained = exec.withFallback(
+        exec.executeAsync([]() -> std::string { throw 42; }),
+        [](std::exception_ptr error) { return jobtrack::describeException(error); });
     // Java's completeOnTimeout: replace a timeout only, let other failures through.
     auto onlyTimeouts = exec.withFallback(exec.withTimeout(exec.executeAsync(slowLookup), 10ms),
                                           [](std::exception_ptr error) -> int {
@@ -1666,7 +1712,8 @@ TEST_CASE("docs/executor.md example: an external io_context", "[executor][docs][
   std::thread ioThread([&io] { io.run(); });
 
   jobtrack::AsyncExecutor exec(io.get_executor());  // coroutines, timers, continuations run on io
-  auto onIo = exec.executeAsync([]() -> asio::awaitable<std::thread::id> { co_return std::this_thread::get_id(); });
+  auto onIo = exec.executeAsync(
+      []() -> asio::awaitable<std::thread::id> { co_return std::this_thread::get_id(); });
   REQUIRE(onIo.get() == ioThread.get_id());
 
   exec.shutdown();  // before the io_context stops running

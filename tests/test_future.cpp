@@ -4,6 +4,7 @@
 
 #include "jobtrack/future.hpp"
 
+#include "catch.hpp"
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -23,8 +24,6 @@
 #include <string>
 #include <thread>
 #include <utility>
-
-#include "catch.hpp"
 
 using jobtrack::BrokenPromiseError;
 using jobtrack::CancelledError;
@@ -169,7 +168,8 @@ TEST_CASE("misuse of a consumed or invalid future throws std::future_error", "[f
   }
 }
 
-TEST_CASE("cancel() completes the future with CancelledError and tells the producer", "[future][cancel]") {
+TEST_CASE("cancel() completes the future with CancelledError and tells the producer",
+          "[future][cancel]") {
   Promise<int> promise;
   auto future = promise.getFuture();
 
@@ -296,7 +296,8 @@ TEST_CASE("recover() sees both outcomes", "[future][recover]") {
     REQUIRE(recovered.get() == -1);
   }
   SECTION("a value is passed on") {
-    auto recovered = jobtrack::makeReadyFuture(8).recover([](Future<int> ready) { return ready.get() + 1; });
+    auto recovered =
+        jobtrack::makeReadyFuture(8).recover([](Future<int> ready) { return ready.get() + 1; });
     REQUIRE(recovered.get() == 9);
   }
   SECTION("a cancelled future reaches the handler as CancelledError") {
@@ -373,8 +374,8 @@ TEST_CASE("asyncGet never runs the handler inside asyncGet itself", "[future][as
   bool asyncGetReturned = false;
   bool handlerSawReturn = false;
   asio::post(io, [&] {
-    jobtrack::makeReadyFuture(1).asyncGet(
-        asio::bind_executor(io, [&](std::exception_ptr, int) { handlerSawReturn = asyncGetReturned; }));
+    jobtrack::makeReadyFuture(1).asyncGet(asio::bind_executor(
+        io, [&](std::exception_ptr, int) { handlerSawReturn = asyncGetReturned; }));
     asyncGetReturned = true;
   });
   io.run();
@@ -382,7 +383,8 @@ TEST_CASE("asyncGet never runs the handler inside asyncGet itself", "[future][as
   REQUIRE(handlerSawReturn);
 }
 
-TEST_CASE("asyncGet with use_awaitable returns the value or throws in a coroutine", "[future][asio][coroutine]") {
+TEST_CASE("asyncGet with use_awaitable returns the value or throws in a coroutine",
+          "[future][asio][coroutine]") {
   asio::io_context io;
   Promise<int> valuePromise;
   Promise<void> failingPromise;

@@ -3,6 +3,7 @@
 
 #include <jobtrack/jobtrack.hpp>
 
+#include "catch.hpp"
 #include <asio/io_context.hpp>
 
 #include <chrono>
@@ -11,8 +12,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include "catch.hpp"
 
 namespace {
 

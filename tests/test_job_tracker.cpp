@@ -6,13 +6,13 @@
 // opens, and the test waits on latches, futures or the tracker's own
 // wait()/asyncWait(), always with a generous bound that it REQUIREs.
 
-#include "jobtrack/job_tracker.hpp"
-
 #include "jobtrack/detail/iso_time.hpp"
 #include "jobtrack/executor.hpp"
 #include "jobtrack/future.hpp"
 #include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_tracker.hpp"
 
+#include "catch.hpp"
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -43,8 +43,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include "catch.hpp"
 
 using namespace std::chrono_literals;
 using jobtrack::AsyncExecutor;
@@ -85,7 +83,9 @@ constexpr auto bound = std::chrono::milliseconds(20s);
 /// and ignored; waits are bounded.
 class Latch {
  public:
-  explicit Latch(std::ptrdiff_t count = 1) : state_(std::make_shared<State>()) { state_->count = count; }
+  explicit Latch(std::ptrdiff_t count = 1) : state_(std::make_shared<State>()) {
+    state_->count = count;
+  }
 
   void countDown() const {
     {
@@ -162,9 +162,12 @@ bool isIsoMillis(std::string_view text) {
 
 int rank(JobStatus status) {
   switch (status) {
-    case JobStatus::Pending: return 0;
-    case JobStatus::Running: return 1;
-    default: return 2;
+    case JobStatus::Pending:
+      return 0;
+    case JobStatus::Running:
+      return 1;
+    default:
+      return 2;
   }
 }
 
@@ -199,17 +202,17 @@ struct Recorder {
 
   std::size_t terminalCount() {
     std::lock_guard lock(mutex);
-    return static_cast<std::size_t>(
-        std::count_if(events.begin(), events.end(), [](const Snapshot& s) { return isTerminal(s.status); }));
+    return static_cast<std::size_t>(std::count_if(
+        events.begin(), events.end(), [](const Snapshot& s) { return isTerminal(s.status); }));
   }
 
   /// Waits until at least `n` terminal events arrived.
   bool waitForTerminals(std::size_t n) {
     std::unique_lock lock(mutex);
     return cv.wait_for(lock, bound, [&] {
-      return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [](const Snapshot& s) {
-               return isTerminal(s.status);
-             })) >= n;
+      return static_cast<std::size_t>(
+                 std::count_if(events.begin(), events.end(),
+                               [](const Snapshot& s) { return isTerminal(s.status); })) >= n;
     });
   }
 
@@ -241,7 +244,8 @@ ExecutorOptions smallPools(std::size_t blockingThreads = 4) {
 // ---------------------------------------------------------------------------
 // The state machine
 
-TEST_CASE("a job is PENDING while queued and RUNNING only once its body runs", "[tracker][status]") {
+TEST_CASE("a job is PENDING while queued and RUNNING only once its body runs",
+          "[tracker][status]") {
   AsyncExecutor executor(smallPools(1));
   Tracker tracker(executor);
   Gate blockerGate;
@@ -289,7 +293,8 @@ TEST_CASE("a job is PENDING while queued and RUNNING only once its body runs", "
   CHECK(done->startedAt == running->startedAt);  // never reset
 }
 
-TEST_CASE("the terminal state is set once: a late result never overwrites CANCELLED", "[tracker][status][cancel]") {
+TEST_CASE("the terminal state is set once: a late result never overwrites CANCELLED",
+          "[tracker][status][cancel]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Recorder recorder;
@@ -347,24 +352,26 @@ TEST_CASE("the terminal state is set once: a late result never overwrites CANCEL
   CHECK(recorder.of(marker).back().status == JobStatus::Completed);
 }
 
-TEST_CASE("progress is clamped to 0-100, keeps its message and is 100 on completion", "[tracker][progress]") {
+TEST_CASE("progress is clamped to 0-100, keeps its message and is 100 on completion",
+          "[tracker][progress]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Latch reportedLow;
   Latch reportedHigh;
   Gate afterLow;
   Gate afterHigh;
-  const auto id = tracker.submit("progress", [&, a = afterLow.handle(), b = afterHigh.handle()](JobContext ctx) {
-    return executor.executeAsync([ctx, reportedLow, reportedHigh, a, b] {
-      ctx.reportProgress(-5, "starting");
-      reportedLow.countDown();
-      (void)a.waitFor();
-      ctx.reportProgress(250, "almost there");
-      reportedHigh.countDown();
-      (void)b.waitFor();
-      return 1;
-    });
-  });
+  const auto id = tracker.submit(
+      "progress", [&, a = afterLow.handle(), b = afterHigh.handle()](JobContext ctx) {
+        return executor.executeAsync([ctx, reportedLow, reportedHigh, a, b] {
+          ctx.reportProgress(-5, "starting");
+          reportedLow.countDown();
+          (void)a.waitFor();
+          ctx.reportProgress(250, "almost there");
+          reportedHigh.countDown();
+          (void)b.waitFor();
+          return 1;
+        });
+      });
 
   REQUIRE(reportedLow.waitFor());
   auto low = tracker.get(id);
@@ -420,7 +427,8 @@ TEST_CASE("reporting progress marks a pending job RUNNING", "[tracker][progress]
 // ---------------------------------------------------------------------------
 // submit
 
-TEST_CASE("submit accepts suppliers with and without a JobContext and converts their values", "[tracker][submit]") {
+TEST_CASE("submit accepts suppliers with and without a JobContext and converts their values",
+          "[tracker][submit]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
 
@@ -432,7 +440,8 @@ TEST_CASE("submit accepts suppliers with and without a JobContext and converts t
   };
 
   SECTION("a supplier without context") {
-    const auto id = tracker.submit("plain", [&] { return executor.executeAsync([] { return 42; }); });
+    const auto id =
+        tracker.submit("plain", [&] { return executor.executeAsync([] { return 42; }); });
     const auto s = finished(id);
     CHECK(s.status == JobStatus::Completed);
     CHECK(s.result == json(42));
@@ -450,7 +459,9 @@ TEST_CASE("submit accepts suppliers with and without a JobContext and converts t
     CHECK(s.result == json("text"));
   }
   SECTION("a custom type with to_json") {
-    const auto id = tracker.submit("point", [&] { return executor.executeAsync([] { return Point{1, 2}; }); });
+    const auto id = tracker.submit("point", [&] {
+      return executor.executeAsync([] { return Point{1, 2}; });
+    });
     const auto s = finished(id);
     CHECK(s.status == JobStatus::Completed);
     CHECK(s.result == json{{"x", 1}, {"y", 2}});
@@ -482,7 +493,8 @@ TEST_CASE("submit accepts suppliers with and without a JobContext and converts t
     CHECK(finished(id).result == json(21));
   }
   SECTION("a supplier that throws a std exception fails the job") {
-    const auto id = tracker.submit("throws", []() -> Future<int> { throw std::runtime_error("no supply"); });
+    const auto id =
+        tracker.submit("throws", []() -> Future<int> { throw std::runtime_error("no supply"); });
     const auto s = finished(id);
     CHECK(s.status == JobStatus::Failed);
     CHECK(s.error == "no supply");
@@ -507,9 +519,8 @@ TEST_CASE("submit accepts suppliers with and without a JobContext and converts t
     CHECK(s.errorKind == ErrorKind::Exception);
   }
   SECTION("work that throws a non-std exception fails the job") {
-    const auto id = tracker.submit("work throws int", [&] {
-      return executor.executeAsync([]() -> int { throw 7; });
-    });
+    const auto id = tracker.submit("work throws int",
+                                   [&] { return executor.executeAsync([]() -> int { throw 7; }); });
     const auto s = finished(id);
     CHECK(s.status == JobStatus::Failed);
     REQUIRE(s.error);
@@ -527,8 +538,10 @@ TEST_CASE("a JobTracker<std::string> keeps string results", "[tracker][submit]")
   AsyncExecutor executor(smallPools());
   JobTracker<std::string> tracker(executor);
 
-  const auto text = tracker.submit("text", [&] { return executor.executeAsync([] { return std::string("hello"); }); });
-  const auto literal = tracker.submit("literal", [&] { return executor.executeAsync([] { return "converted"; }); });
+  const auto text = tracker.submit(
+      "text", [&] { return executor.executeAsync([] { return std::string("hello"); }); });
+  const auto literal =
+      tracker.submit("literal", [&] { return executor.executeAsync([] { return "converted"; }); });
   const auto none = tracker.submit("void", [&] { return executor.executeAsync([] {}); });
   const auto failing = tracker.submit("fails", [&] {
     return executor.executeAsync([]() -> std::string { throw std::runtime_error("nope"); });
@@ -558,7 +571,8 @@ TEST_CASE("a JobTracker<std::string> keeps string results", "[tracker][submit]")
 // ---------------------------------------------------------------------------
 // get and list
 
-TEST_CASE("get returns nullopt for an unknown id and snapshots are independent values", "[tracker][get]") {
+TEST_CASE("get returns nullopt for an unknown id and snapshots are independent values",
+          "[tracker][get]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
 
@@ -596,7 +610,8 @@ TEST_CASE("list returns the newest jobs first, honours the limit and filters", "
   const auto a1 = tracker.submit("alpha-1", [] { return jobtrack::makeReadyFuture(1); });
   const auto b1 = tracker.submit("beta-1", []() -> Future<int> { throw std::runtime_error("x"); });
   const auto a2 = occupyTheOnlyThread(tracker, executor, gate);  // named "blocker"
-  const auto a3 = tracker.submit("alpha-3", [&] { return executor.executeAsync([] { return 3; }); });
+  const auto a3 =
+      tracker.submit("alpha-3", [&] { return executor.executeAsync([] { return 3; }); });
   const auto b2 = tracker.submit("beta-2", [] { return jobtrack::makeReadyFuture(2); });
 
   auto ids = [](const std::vector<Snapshot>& snapshots) {
@@ -608,13 +623,18 @@ TEST_CASE("list returns the newest jobs first, honours the limit and filters", "
   CHECK(ids(tracker.list()) == std::vector<JobId>{b2, a3, a2, b1, a1});
   CHECK(ids(tracker.list(2)) == std::vector<JobId>{b2, a3});
   CHECK(tracker.list(0).empty());
-  CHECK(ids(tracker.list(100, ListFilter{.status = {}, .namePrefix = "alpha"})) == std::vector<JobId>{a3, a1});
-  CHECK(ids(tracker.list(1, ListFilter{.status = {}, .namePrefix = "alpha"})) == std::vector<JobId>{a3});
+  CHECK(ids(tracker.list(100, ListFilter{.status = {}, .namePrefix = "alpha"})) ==
+        std::vector<JobId>{a3, a1});
+  CHECK(ids(tracker.list(1, ListFilter{.status = {}, .namePrefix = "alpha"})) ==
+        std::vector<JobId>{a3});
   CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Completed, .namePrefix = ""})) ==
         std::vector<JobId>{b2, a1});
-  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Failed, .namePrefix = {}})) == std::vector<JobId>{b1});
-  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Pending, .namePrefix = {}})) == std::vector<JobId>{a3});
-  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Running, .namePrefix = {}})) == std::vector<JobId>{a2});
+  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Failed, .namePrefix = {}})) ==
+        std::vector<JobId>{b1});
+  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Pending, .namePrefix = {}})) ==
+        std::vector<JobId>{a3});
+  CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Running, .namePrefix = {}})) ==
+        std::vector<JobId>{a2});
   CHECK(ids(tracker.list(100, ListFilter{.status = JobStatus::Completed, .namePrefix = "beta"})) ==
         std::vector<JobId>{b2});
   CHECK(tracker.list(100, ListFilter{.status = JobStatus::Cancelled, .namePrefix = {}}).empty());
@@ -637,7 +657,8 @@ TEST_CASE("cancel answers NotFound, AlreadyFinished or Cancelled", "[tracker][ca
   CHECK(tracker.cancel(done) == CancelResult::AlreadyFinished);
   CHECK(tracker.get(done)->status == JobStatus::Completed);
 
-  const auto failed = tracker.submit("failed", []() -> Future<int> { throw std::runtime_error("x"); });
+  const auto failed =
+      tracker.submit("failed", []() -> Future<int> { throw std::runtime_error("x"); });
   CHECK(tracker.cancel(failed) == CancelResult::AlreadyFinished);
   CHECK(tracker.get(failed)->status == JobStatus::Failed);
 
@@ -677,29 +698,32 @@ TEST_CASE("a job cancelled while queued never runs its body", "[tracker][cancel]
   // The pool is FIFO with one thread: once a job queued after the cancelled
   // one has run, the cancelled body would have run before it.
   gate.open();
-  const auto later = tracker.submit("later", [&] { return executor.executeAsync([] { return 1; }); });
+  const auto later =
+      tracker.submit("later", [&] { return executor.executeAsync([] { return 1; }); });
   REQUIRE(tracker.wait(later, bound)->status == JobStatus::Completed);
   CHECK_FALSE(ran->load());
   CHECK(tracker.get(id)->status == JobStatus::Cancelled);
   CHECK_FALSE(tracker.get(id)->startedAt);
 }
 
-TEST_CASE("a running job that is cancelled sees its stop token and its JobContext's", "[tracker][cancel]") {
+TEST_CASE("a running job that is cancelled sees its stop token and its JobContext's",
+          "[tracker][cancel]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Latch started;
   Latch workStop;
   Latch contextStop;
-  const auto id = tracker.submit("cooperative", [&, started, workStop, contextStop](JobContext ctx) {
-    return executor.executeAsync([ctx, started, workStop, contextStop](std::stop_token token) {
-      std::stop_callback onWork(token, [workStop] { workStop.countDown(); });
-      std::stop_callback onContext(ctx.stopToken(), [contextStop] { contextStop.countDown(); });
-      started.countDown();
-      (void)workStop.waitFor();
-      (void)contextStop.waitFor();
-      return ctx.stopRequested();
-    });
-  });
+  const auto id =
+      tracker.submit("cooperative", [&, started, workStop, contextStop](JobContext ctx) {
+        return executor.executeAsync([ctx, started, workStop, contextStop](std::stop_token token) {
+          std::stop_callback onWork(token, [workStop] { workStop.countDown(); });
+          std::stop_callback onContext(ctx.stopToken(), [contextStop] { contextStop.countDown(); });
+          started.countDown();
+          (void)workStop.waitFor();
+          (void)contextStop.waitFor();
+          return ctx.stopRequested();
+        });
+      });
   REQUIRE(started.waitFor());
   REQUIRE(tracker.get(id)->status == JobStatus::Running);
   REQUIRE(tracker.cancel(id) == CancelResult::Cancelled);
@@ -712,8 +736,9 @@ TEST_CASE("a running job that is cancelled sees its stop token and its JobContex
   CHECK(s->startedAt);
 }
 
-TEST_CASE("a job cancelled while its supplier runs is cancelled, and its context token is signalled",
-          "[tracker][cancel]") {
+TEST_CASE(
+    "a job cancelled while its supplier runs is cancelled, and its context token is signalled",
+    "[tracker][cancel]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   std::optional<JobContext> seen;
@@ -733,16 +758,17 @@ TEST_CASE("a job cancelled while its supplier runs is cancelled, and its context
   CHECK(s->status == JobStatus::Cancelled);
 }
 
-TEST_CASE("a job whose future times out is FAILED with errorKind timeout", "[tracker][cancel][timeout]") {
+TEST_CASE("a job whose future times out is FAILED with errorKind timeout",
+          "[tracker][cancel][timeout]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Latch stopped;
   const auto id = tracker.submit("slow", [&, stopped] {
     return executor.withTimeout(executor.executeAsync([stopped](std::stop_token token) {
-                                  std::stop_callback onStop(token, [stopped] { stopped.countDown(); });
-                                  (void)stopped.waitFor();  // returns when the timeout cancels the work
-                                  return 1;
-                                }),
+      std::stop_callback onStop(token, [stopped] { stopped.countDown(); });
+      (void)stopped.waitFor();  // returns when the timeout cancels the work
+      return 1;
+    }),
                                 50ms);
   });
   const auto s = tracker.wait(id, bound);
@@ -827,7 +853,8 @@ TEST_CASE("wait returns finished, running and unknown jobs as they are", "[track
   }
 }
 
-TEST_CASE("asyncWait with a callback completes for finished, running and unknown jobs", "[tracker][asyncWait]") {
+TEST_CASE("asyncWait with a callback completes for finished, running and unknown jobs",
+          "[tracker][asyncWait]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   std::promise<std::optional<Snapshot>> result;
@@ -926,7 +953,8 @@ TEST_CASE("asyncWait runs its handler on the handler's executor and keeps it bus
   CHECK(ranOn == std::this_thread::get_id());
 }
 
-TEST_CASE("asyncWait works with asio::use_awaitable in a coroutine", "[tracker][asyncWait][coroutine]") {
+TEST_CASE("asyncWait works with asio::use_awaitable in a coroutine",
+          "[tracker][asyncWait][coroutine]") {
   using namespace asio::experimental::awaitable_operators;
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
@@ -952,7 +980,8 @@ TEST_CASE("asyncWait works with asio::use_awaitable in a coroutine", "[tracker][
     seen.push_back(co_await tracker.asyncWait(id, 50ms, asio::use_awaitable));
     // Cancelled by the losing side of ||: a timer wins, asyncWait must finish early.
     asio::steady_timer timer(co_await asio::this_coro::executor, 10ms);
-    auto raced = co_await (tracker.asyncWait(id, 1h, asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+    auto raced = co_await (tracker.asyncWait(id, 1h, asio::use_awaitable) ||
+                           timer.async_wait(asio::use_awaitable));
     cancelledEarly = raced.index() == 1;
     // Finishes while waited for.
     gate.open();
@@ -981,7 +1010,8 @@ TEST_CASE("asyncWait works with asio::use_awaitable in a coroutine", "[tracker][
 // ---------------------------------------------------------------------------
 // subscriptions
 
-TEST_CASE("a subscriber receives every status and progress change in order", "[tracker][subscribe]") {
+TEST_CASE("a subscriber receives every status and progress change in order",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Recorder recorder;
@@ -1008,8 +1038,9 @@ TEST_CASE("a subscriber receives every status and progress change in order", "[t
     std::string message;
   };
   const std::vector<Step> expected = {
-      {JobStatus::Pending, 0, ""},    {JobStatus::Running, 0, ""},      {JobStatus::Running, 10, "a"},
-      {JobStatus::Running, 50, "b"},  {JobStatus::Completed, 100, "b"},
+      {JobStatus::Pending, 0, ""},      {JobStatus::Running, 0, ""},
+      {JobStatus::Running, 10, "a"},    {JobStatus::Running, 50, "b"},
+      {JobStatus::Completed, 100, "b"},
   };
   REQUIRE(events.size() == expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -1022,7 +1053,8 @@ TEST_CASE("a subscriber receives every status and progress change in order", "[t
   CHECK(events.back().result == json(1));
 }
 
-TEST_CASE("per job, statuses never go backwards in what a subscriber sees", "[tracker][subscribe]") {
+TEST_CASE("per job, statuses never go backwards in what a subscriber sees",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Recorder recorder;
@@ -1057,7 +1089,8 @@ TEST_CASE("per job, statuses never go backwards in what a subscriber sees", "[tr
   }
 }
 
-TEST_CASE("destroying a subscription stops its delivery, and only its own", "[tracker][subscribe]") {
+TEST_CASE("destroying a subscription stops its delivery, and only its own",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Recorder kept;
@@ -1086,7 +1119,8 @@ TEST_CASE("destroying a subscription stops its delivery, and only its own", "[tr
   CHECK(dropped.of(id).empty());
 }
 
-TEST_CASE("reset waits for a callback in progress, and may be called from inside one", "[tracker][subscribe]") {
+TEST_CASE("reset waits for a callback in progress, and may be called from inside one",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
 
@@ -1129,7 +1163,8 @@ TEST_CASE("reset waits for a callback in progress, and may be called from inside
   }
 }
 
-TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker", "[tracker][subscribe]") {
+TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   std::atomic<int> stdThrows{0};
@@ -1148,11 +1183,13 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
   constexpr int jobs = 10;
   std::vector<JobId> ids;
   for (int i = 0; i < jobs; ++i) {
-    ids.push_back(tracker.submit("job", [&executor, i] { return executor.executeAsync([i] { return i; }); }));
+    ids.push_back(
+        tracker.submit("job", [&executor, i] { return executor.executeAsync([i] { return i; }); }));
   }
   for (const auto& id : ids) REQUIRE(tracker.wait(id, bound)->status == JobStatus::Completed);
   REQUIRE(recorder.waitForTerminals(jobs));
-  // The throwing subscribers kept receiving: each event of the job after the first throw reached them.
+  // The throwing subscribers kept receiving: each event of the job after the first throw reached
+  // them.
   const auto last = tracker.submit("last", [&] { return executor.executeAsync([] { return 0; }); });
   REQUIRE(recorder.waitForTerminals(jobs + 1));
   CHECK(tracker.wait(last, bound)->status == JobStatus::Completed);
@@ -1160,7 +1197,8 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
   CHECK(otherThrows.load() > 0);
 }
 
-TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers", "[tracker][subscribe]") {
+TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers",
+          "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
   Gate gate;
@@ -1180,7 +1218,8 @@ TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers
   constexpr int jobs = 20;
   std::vector<JobId> ids{first};
   for (int i = 1; i <= jobs; ++i) {
-    ids.push_back(tracker.submit("more", [&executor, i] { return executor.executeAsync([i] { return i; }); }));
+    ids.push_back(tracker.submit(
+        "more", [&executor, i] { return executor.executeAsync([i] { return i; }); }));
     REQUIRE(tracker.get(ids.back()));
   }
   for (const auto& id : ids) REQUIRE(tracker.wait(id, bound)->status == JobStatus::Completed);
@@ -1194,7 +1233,8 @@ TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers
 // ---------------------------------------------------------------------------
 // retention and stats
 
-TEST_CASE("a million short jobs keep at most maxFinishedJobs finished jobs", "[tracker][retention]") {
+TEST_CASE("a million short jobs keep at most maxFinishedJobs finished jobs",
+          "[tracker][retention]") {
 #if JOBTRACK_TEST_SANITIZED
   // Sanitizers make each job ~10-50x slower; the bound is what is under test,
   // not the count, so a smaller run shows the same thing.
@@ -1204,7 +1244,8 @@ TEST_CASE("a million short jobs keep at most maxFinishedJobs finished jobs", "[t
 #endif
   constexpr std::size_t keep = 1000;
   AsyncExecutor executor(smallPools());
-  Tracker tracker(executor, TrackerOptions{.maxFinishedJobs = keep, .finishedTtl = std::chrono::hours(1)});
+  Tracker tracker(executor,
+                  TrackerOptions{.maxFinishedJobs = keep, .finishedTtl = std::chrono::hours(1)});
 
   JobId first;
   std::vector<JobId> lastIds;
@@ -1239,7 +1280,8 @@ TEST_CASE("finishedTtl evicts finished jobs through the timer sweep, never pendi
   Tracker tracker(executor, TrackerOptions{.maxFinishedJobs = 10'000, .finishedTtl = 100ms});
   Gate gate;
   const auto running = occupyTheOnlyThread(tracker, executor, gate);
-  const auto pending = tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
+  const auto pending =
+      tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
   const auto finished = tracker.submit("finished", [] { return jobtrack::makeReadyFuture(1); });
   REQUIRE(tracker.get(finished));
 
@@ -1264,10 +1306,12 @@ TEST_CASE("finishedTtl evicts finished jobs through the timer sweep, never pendi
 
 TEST_CASE("maxFinishedJobs never evicts pending or running jobs", "[tracker][retention]") {
   AsyncExecutor executor(smallPools(1));
-  Tracker tracker(executor, TrackerOptions{.maxFinishedJobs = 2, .finishedTtl = std::chrono::hours(1)});
+  Tracker tracker(executor,
+                  TrackerOptions{.maxFinishedJobs = 2, .finishedTtl = std::chrono::hours(1)});
   Gate gate;
   const auto running = occupyTheOnlyThread(tracker, executor, gate);
-  const auto pending = tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
+  const auto pending =
+      tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
   std::vector<JobId> finished;
   for (int i = 0; i < 10; ++i) {
     finished.push_back(tracker.submit("instant", [i] { return jobtrack::makeReadyFuture(i); }));
@@ -1291,11 +1335,13 @@ TEST_CASE("stats count the kept jobs by status, and the counts add up", "[tracke
   Tracker tracker(executor);
   Gate gate;
   const auto blocker = occupyTheOnlyThread(tracker, executor, gate);  // running
-  const auto pending = tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
+  const auto pending =
+      tracker.submit("pending", [&] { return executor.executeAsync([] { return 1; }); });
   (void)tracker.submit("done", [] { return jobtrack::makeReadyFuture(1); });
   (void)tracker.submit("done", [] { return jobtrack::makeReadyFuture(2); });
   (void)tracker.submit("failed", []() -> Future<int> { throw std::runtime_error("x"); });
-  const auto cancelled = tracker.submit("cancelled", [&] { return executor.executeAsync([] { return 1; }); });
+  const auto cancelled =
+      tracker.submit("cancelled", [&] { return executor.executeAsync([] { return 1; }); });
   REQUIRE(tracker.cancel(cancelled) == CancelResult::Cancelled);
 
   auto s = tracker.stats();
@@ -1321,11 +1367,13 @@ TEST_CASE("stats count the kept jobs by status, and the counts add up", "[tracke
 // ---------------------------------------------------------------------------
 // JSON
 
-TEST_CASE("the JSON of a snapshot has every key, ISO-8601 times, and round-trips", "[tracker][json]") {
+TEST_CASE("the JSON of a snapshot has every key, ISO-8601 times, and round-trips",
+          "[tracker][json]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
-  const std::set<std::string> keys = {"jobId",     "name",      "status",    "progress",  "message",    "result",
-                                      "error",     "errorKind", "createdAt", "startedAt", "completedAt"};
+  const std::set<std::string> keys = {"jobId",     "name",      "status",     "progress",
+                                      "message",   "result",    "error",      "errorKind",
+                                      "createdAt", "startedAt", "completedAt"};
 
   std::vector<JobId> ids;
   ids.push_back(tracker.submit("completed", [&](JobContext ctx) {
@@ -1341,7 +1389,8 @@ TEST_CASE("the JSON of a snapshot has every key, ISO-8601 times, and round-trips
   ids.push_back(tracker.submit("cancelled", [&] { return promise->getFuture(); }));
   REQUIRE(tracker.cancel(ids.back()) == CancelResult::Cancelled);
   auto neverFulfilled = executor.makePromise<int>();
-  ids.push_back(tracker.submit("timed out", [&] { return executor.withTimeout(neverFulfilled.getFuture(), 1ms); }));
+  ids.push_back(tracker.submit(
+      "timed out", [&] { return executor.withTimeout(neverFulfilled.getFuture(), 1ms); }));
 
   std::map<std::string, json> byName;
   for (const auto& id : ids) {
@@ -1511,7 +1560,8 @@ TEST_CASE("ISO-8601 times are UTC with milliseconds and parse back", "[tracker][
   CHECK_FALSE(parseIsoTime("2024-01-00T00:00:00.000Z"));
   const auto now = floor<milliseconds>(system_clock::now());
   CHECK(isIsoMillis(formatIsoTime(now)));
-  CHECK_FALSE(isIsoMillis("2026-11-28T21:05:03.42Z"));  // the test's own matcher rejects near misses
+  CHECK_FALSE(
+      isIsoMillis("2026-11-28T21:05:03.42Z"));  // the test's own matcher rejects near misses
   CHECK_FALSE(isIsoMillis("2026-11-28T21:05:03.042"));
   CHECK_FALSE(isIsoMillis("2026-11-28 21:05:03.042Z"));
   CHECK(parseIsoTime(formatIsoTime(now)) == now);
@@ -1520,7 +1570,8 @@ TEST_CASE("ISO-8601 times are UTC with milliseconds and parse back", "[tracker][
 // ---------------------------------------------------------------------------
 // lifetime
 
-TEST_CASE("a tracker destroyed while its jobs run is not touched when they finish", "[tracker][lifetime]") {
+TEST_CASE("a tracker destroyed while its jobs run is not touched when they finish",
+          "[tracker][lifetime]") {
   AsyncExecutor executor(smallPools());
   Gate gate;
   Latch started(3);
@@ -1542,7 +1593,9 @@ TEST_CASE("a tracker destroyed while its jobs run is not touched when they finis
         });
       });
       if (i == 0) {
-        tracker.asyncWait(id, 200ms, [&asyncResult](std::optional<Snapshot> s) { asyncResult.set_value(std::move(s)); });
+        tracker.asyncWait(id, 200ms, [&asyncResult](std::optional<Snapshot> s) {
+          asyncResult.set_value(std::move(s));
+        });
       }
     }
     REQUIRE(started.waitFor());
@@ -1583,7 +1636,8 @@ TEST_CASE("a tracker that outlives its executor stays usable", "[tracker][lifeti
 // ---------------------------------------------------------------------------
 // concurrency
 
-TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at once", "[tracker][stress]") {
+TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at once",
+          "[tracker][stress]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
 
@@ -1624,14 +1678,15 @@ TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at 
           case 0:
           case 1: {
             const int kind = op % 4;
-            const auto id = tracker.submit("stress-" + std::to_string(t), [&executor, kind](JobContext ctx) {
-              if (kind == 0) return jobtrack::makeReadyFuture(1);
-              return executor.executeAsync([ctx, kind](std::stop_token token) {
-                ctx.reportProgress(50, "half");
-                if (kind == 2) throw std::runtime_error("stress failure");
-                return token.stop_requested() ? 0 : kind;
-              });
-            });
+            const auto id =
+                tracker.submit("stress-" + std::to_string(t), [&executor, kind](JobContext ctx) {
+                  if (kind == 0) return jobtrack::makeReadyFuture(1);
+                  return executor.executeAsync([ctx, kind](std::stop_token token) {
+                    ctx.reportProgress(50, "half");
+                    if (kind == 2) throw std::runtime_error("stress failure");
+                    return token.stop_requested() ? 0 : kind;
+                  });
+                });
             std::lock_guard lock(idsMutex);
             ids.push_back(id);
             break;
@@ -1642,7 +1697,8 @@ TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at 
             }
             break;
           case 3:
-            for (const auto& s : tracker.list(20, ListFilter{.status = {}, .namePrefix = "stress"})) {
+            for (const auto& s :
+                 tracker.list(20, ListFilter{.status = {}, .namePrefix = "stress"})) {
               if (!s.name.starts_with("stress")) ++mistakes;
             }
             break;
@@ -1655,9 +1711,11 @@ TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at 
           case 6:
             if (auto id = pickId(random)) {
               ++asyncWaits;
-              tracker.asyncWait(*id, 5ms, [&asyncWaits, &submitsDone, asyncWaitsDone](const std::optional<Snapshot>&) {
-                if (--asyncWaits == 0 && submitsDone.load()) asyncWaitsDone.release();
-              });
+              tracker.asyncWait(
+                  *id, 5ms,
+                  [&asyncWaits, &submitsDone, asyncWaitsDone](const std::optional<Snapshot>&) {
+                    if (--asyncWaits == 0 && submitsDone.load()) asyncWaitsDone.release();
+                  });
             }
             break;
         }

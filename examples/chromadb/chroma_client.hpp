@@ -29,8 +29,8 @@ namespace jobtrack::examples::chroma {
 /// Which header carries `ChromaDbOptions::authToken`; Chroma's token
 /// authentication accepts either, depending on server configuration.
 enum class ChromaAuthHeader {
-  XChromaToken,        ///< `X-Chroma-Token: <token>` (Chroma's default)
-  AuthorizationBearer, ///< `Authorization: Bearer <token>`
+  XChromaToken,         ///< `X-Chroma-Token: <token>` (Chroma's default)
+  AuthorizationBearer,  ///< `Authorization: Bearer <token>`
 };
 
 /// Connection settings for ChromaDbClient. A plain value type.
@@ -56,17 +56,17 @@ struct ChromaDbOptions {
 
 /// What a failed call was: filled into every ChromaError.
 struct ChromaErrorInfo {
-  std::string method;      ///< HTTP method, e.g. "POST"
-  std::string path;        ///< request path, e.g. "/api/v2/heartbeat"
-  int status = 0;          ///< HTTP status; 0 when no response arrived
-  std::string errorType;   ///< Chroma's "error" field, e.g. "NotFoundError"
-  std::string message;     ///< Chroma's "message" field, or a transport error
+  std::string method;     ///< HTTP method, e.g. "POST"
+  std::string path;       ///< request path, e.g. "/api/v2/heartbeat"
+  int status = 0;         ///< HTTP status; 0 when no response arrived
+  std::string errorType;  ///< Chroma's "error" field, e.g. "NotFoundError"
+  std::string message;    ///< Chroma's "message" field, or a transport error
 };
 
 /// Base of every error the client throws for a failed call. Thrown as itself
 /// for a response the client cannot understand (e.g. invalid JSON).
 class ChromaError : public std::runtime_error {
-public:
+ public:
   /// Builds "Chroma METHOD PATH -> STATUS ERRORTYPE: MESSAGE".
   explicit ChromaError(ChromaErrorInfo info)
       : std::runtime_error(describe(info)), info_(std::move(info)) {}
@@ -76,7 +76,7 @@ public:
   /// HTTP status, 0 when no response arrived.
   [[nodiscard]] int status() const noexcept { return info_.status; }
 
-private:
+ private:
   static std::string describe(const ChromaErrorInfo& info) {
     std::string text = "Chroma " + info.method + " " + info.path + " -> ";
     text += info.status == 0 ? std::string("no response") : std::to_string(info.status);
@@ -97,32 +97,32 @@ private:
 /// failed in a way retrying cannot fix (e.g. TLS certificate verification),
 /// after one attempt.
 class ChromaUnavailableError : public ChromaError {
-public:
+ public:
   using ChromaError::ChromaError;
 };
 
 /// 409: e.g. creating a collection whose name exists, without get_or_create.
 class ChromaConflictError : public ChromaError {
-public:
+ public:
   using ChromaError::ChromaError;
 };
 
 /// 404: the collection (or tenant, database, route) does not exist.
 class ChromaNotFoundError : public ChromaError {
-public:
+ public:
   using ChromaError::ChromaError;
 };
 
 /// Any other 4xx: Chroma rejected the request (validation, wrong embedding
 /// dimension, authentication); Chroma's message says why.
 class ChromaBadRequestError : public ChromaError {
-public:
+ public:
   using ChromaError::ChromaError;
 };
 
 /// A 5xx other than 502/503/504: Chroma failed internally.
 class ChromaServerError : public ChromaError {
-public:
+ public:
   using ChromaError::ChromaError;
 };
 
@@ -131,13 +131,13 @@ using Embedding = std::vector<float>;
 
 /// A collection as Chroma describes it.
 struct ChromaCollection {
-  std::string id;   ///< UUID; data calls (add, query, count) take this id
+  std::string id;  ///< UUID; data calls (add, query, count) take this id
   std::string name;
-  nlohmann::json metadata;            ///< object, or null when none was set
-  std::optional<std::int64_t> dimension; ///< unset until the first add
+  nlohmann::json metadata;                ///< object, or null when none was set
+  std::optional<std::int64_t> dimension;  ///< unset until the first add
   std::string tenant;
   std::string database;
-  nlohmann::json configuration;       ///< Chroma's "configuration_json"
+  nlohmann::json configuration;  ///< Chroma's "configuration_json"
 
   /// Reads Chroma's collection JSON. Throws nlohmann::json::exception when a
   /// required field (id, name) is missing or mistyped.
@@ -162,9 +162,9 @@ enum class ChromaInclude { Documents, Metadatas, Distances, Embeddings };
 /// One hit of a query; fields not requested through ChromaInclude stay empty.
 struct ChromaQueryMatch {
   std::string id;
-  std::optional<float> distance;       ///< squared L2 by default: smaller is nearer
+  std::optional<float> distance;  ///< squared L2 by default: smaller is nearer
   std::optional<std::string> document;
-  nlohmann::json metadata;             ///< null when absent or not requested
+  nlohmann::json metadata;  ///< null when absent or not requested
   std::optional<Embedding> embedding;
 };
 
@@ -176,10 +176,10 @@ namespace detail {
 
 /// The parts of ChromaDbOptions::baseUrl.
 struct ParsedUrl {
-  std::string scheme;   ///< "http" or "https"
-  std::string host;     ///< IPv6 addresses keep their brackets
+  std::string scheme;  ///< "http" or "https"
+  std::string host;    ///< IPv6 addresses keep their brackets
   int port = 0;
-  std::string basePath; ///< "" or "/prefix" without a trailing slash
+  std::string basePath;  ///< "" or "/prefix" without a trailing slash
 };
 
 /// Splits `http[s]://host[:port][/path]`. Throws std::invalid_argument.
@@ -272,19 +272,19 @@ inline std::string encodePathSegment(std::string_view segment) {
 
 inline std::string includeName(ChromaInclude include) {
   switch (include) {
-  case ChromaInclude::Documents:
-    return "documents";
-  case ChromaInclude::Metadatas:
-    return "metadatas";
-  case ChromaInclude::Distances:
-    return "distances";
-  case ChromaInclude::Embeddings:
-    return "embeddings";
+    case ChromaInclude::Documents:
+      return "documents";
+    case ChromaInclude::Metadatas:
+      return "metadatas";
+    case ChromaInclude::Distances:
+      return "distances";
+    case ChromaInclude::Embeddings:
+      return "embeddings";
   }
   throw std::invalid_argument("unknown ChromaInclude value");
 }
 
-} // namespace detail
+}  // namespace detail
 
 /// Client for one Chroma server, tenant and database (HTTP API v2).
 ///
@@ -301,7 +301,7 @@ inline std::string includeName(ChromaInclude include) {
 /// add() of the same ids is harmless, but a retried createCollection() without
 /// getOrCreate can then report ChromaConflictError.
 class ChromaDbClient {
-public:
+ public:
   /// Validates the options. Throws std::invalid_argument for a malformed
   /// baseUrl, an empty tenant or database, or negative retry settings. Does
   /// not contact the server.
@@ -314,8 +314,9 @@ public:
         options_.maxBackoff.count() < 0) {
       throw std::invalid_argument("Chroma retry settings must not be negative");
     }
-    collectionsPath_ = url_.basePath + "/api/v2/tenants/" + detail::encodePathSegment(options_.tenant) +
-                       "/databases/" + detail::encodePathSegment(options_.database) + "/collections";
+    collectionsPath_ = url_.basePath + "/api/v2/tenants/" +
+                       detail::encodePathSegment(options_.tenant) + "/databases/" +
+                       detail::encodePathSegment(options_.database) + "/collections";
   }
 
   /// The options this client was built with.
@@ -369,8 +370,8 @@ public:
 
   /// Lists the database's collections, oldest first; limit and offset page
   /// through them. Throws ChromaError subclasses.
-  [[nodiscard]] std::vector<ChromaCollection>
-  listCollections(std::optional<std::size_t> limit = std::nullopt, std::size_t offset = 0) const {
+  [[nodiscard]] std::vector<ChromaCollection> listCollections(
+      std::optional<std::size_t> limit = std::nullopt, std::size_t offset = 0) const {
     std::string path = collectionsPath_ + "?offset=" + std::to_string(offset);
     if (limit) {
       path += "&limit=" + std::to_string(*limit);
@@ -427,11 +428,12 @@ public:
   /// std::invalid_argument when queryEmbeddings is empty or nResults is 0,
   /// ChromaBadRequestError e.g. for a wrong dimension, ChromaNotFoundError
   /// for an unknown collection, other ChromaError subclasses otherwise.
-  [[nodiscard]] ChromaQueryResults
-  query(const std::string& collectionId, const std::vector<Embedding>& queryEmbeddings,
-        std::size_t nResults = 10,
-        const std::vector<ChromaInclude>& include = {ChromaInclude::Documents, ChromaInclude::Metadatas,
-                                                     ChromaInclude::Distances}) const {
+  [[nodiscard]] ChromaQueryResults query(const std::string& collectionId,
+                                         const std::vector<Embedding>& queryEmbeddings,
+                                         std::size_t nResults = 10,
+                                         const std::vector<ChromaInclude>& include = {
+                                             ChromaInclude::Documents, ChromaInclude::Metadatas,
+                                             ChromaInclude::Distances}) const {
     if (queryEmbeddings.empty()) {
       throw std::invalid_argument("Chroma query: need at least one query embedding");
     }
@@ -471,7 +473,7 @@ public:
     request("POST", recordsPath(collectionId, "/delete"), nlohmann::json{{"ids", ids}});
   }
 
-private:
+ private:
   [[nodiscard]] std::string apiPath(std::string_view suffix) const {
     return url_.basePath + "/api/v2" + std::string(suffix);
   }
@@ -480,7 +482,8 @@ private:
     return collectionsPath_ + "/" + detail::encodePathSegment(name);
   }
 
-  [[nodiscard]] std::string recordsPath(const std::string& collectionId, std::string_view action) const {
+  [[nodiscard]] std::string recordsPath(const std::string& collectionId,
+                                        std::string_view action) const {
     return collectionPath(collectionId) + std::string(action);
   }
 
@@ -498,7 +501,8 @@ private:
 
   [[nodiscard]] httplib::Client makeHttpClient() const {
     httplib::Client client(url_.scheme + "://" + url_.host + ":" + std::to_string(url_.port));
-    const auto connect = std::chrono::duration_cast<std::chrono::microseconds>(options_.connectTimeout);
+    const auto connect =
+        std::chrono::duration_cast<std::chrono::microseconds>(options_.connectTimeout);
     const auto read = std::chrono::duration_cast<std::chrono::microseconds>(options_.readTimeout);
     client.set_connection_timeout(static_cast<time_t>(connect.count() / 1'000'000),
                                   static_cast<time_t>(connect.count() % 1'000'000));
@@ -510,8 +514,9 @@ private:
     return client;
   }
 
-  static httplib::Result send(httplib::Client& client, const std::string& method, const std::string& path,
-                              const httplib::Headers& headers, const std::string* body) {
+  static httplib::Result send(httplib::Client& client, const std::string& method,
+                              const std::string& path, const httplib::Headers& headers,
+                              const std::string* body) {
     if (method == "GET") {
       return client.Get(path, headers);
     }
@@ -521,20 +526,22 @@ private:
     return client.Post(path, headers, body ? *body : std::string(), "application/json");
   }
 
-  static bool isUnavailableStatus(int status) { return status == 502 || status == 503 || status == 504; }
+  static bool isUnavailableStatus(int status) {
+    return status == 502 || status == 503 || status == 504;
+  }
 
   /// Transport failures worth another attempt: the server may be starting,
   /// restarting or overloaded.
   static bool isTransientTransportError(httplib::Error error) {
     switch (error) {
-    case httplib::Error::Connection:
-    case httplib::Error::ConnectionTimeout:
-    case httplib::Error::Read:
-    case httplib::Error::Write:
-    case httplib::Error::SSLConnection:
-      return true;
-    default:
-      return false;
+      case httplib::Error::Connection:
+      case httplib::Error::ConnectionTimeout:
+      case httplib::Error::Read:
+      case httplib::Error::Write:
+      case httplib::Error::SSLConnection:
+        return true;
+      default:
+        return false;
     }
   }
 
@@ -576,11 +583,13 @@ private:
       }
       throwFor(std::move(info));
     }
-    lastFailure.message += ", gave up after " + std::to_string(attempts) + " attempt" + (attempts == 1 ? "" : "s");
+    lastFailure.message +=
+        ", gave up after " + std::to_string(attempts) + " attempt" + (attempts == 1 ? "" : "s");
     throw ChromaUnavailableError(std::move(lastFailure));
   }
 
-  static nlohmann::json parseBody(const std::string& text, const std::string& method, const std::string& path) {
+  static nlohmann::json parseBody(const std::string& text, const std::string& method,
+                                  const std::string& path) {
     if (text.empty()) {
       return nullptr;
     }
@@ -629,8 +638,10 @@ private:
     throw ChromaError(std::move(info));
   }
 
-  static ChromaError unexpected(const std::string& method, const std::string& path, std::string message) {
-    return ChromaError(ChromaErrorInfo{method, path, 200, "UnexpectedResponse", std::move(message)});
+  static ChromaError unexpected(const std::string& method, const std::string& path,
+                                std::string message) {
+    return ChromaError(
+        ChromaErrorInfo{method, path, 200, "UnexpectedResponse", std::move(message)});
   }
 
   template <typename T>
@@ -639,7 +650,8 @@ private:
     try {
       return body.at(key).get<T>();
     } catch (const nlohmann::json::exception& error) {
-      throw unexpected(method, path, std::string("missing or mistyped '") + key + "': " + error.what());
+      throw unexpected(method, path,
+                       std::string("missing or mistyped '") + key + "': " + error.what());
     }
   }
 
@@ -698,4 +710,4 @@ private:
   std::string collectionsPath_;
 };
 
-} // namespace jobtrack::examples::chroma
+}  // namespace jobtrack::examples::chroma

@@ -18,7 +18,7 @@ namespace jobtrack::examples::chroma {
 /// from several threads at once (embed is const) and return vectors of
 /// dimension() entries for every input.
 class EmbeddingFunction {
-public:
+ public:
   virtual ~EmbeddingFunction() = default;
 
   /// The vector for one text. May throw what the implementation documents.
@@ -28,7 +28,8 @@ public:
   [[nodiscard]] virtual std::size_t dimension() const noexcept = 0;
 
   /// embed for each text, in order. Throws what embed throws.
-  [[nodiscard]] virtual std::vector<std::vector<float>> embedAll(std::span<const std::string> texts) const {
+  [[nodiscard]] virtual std::vector<std::vector<float>> embedAll(
+      std::span<const std::string> texts) const {
     std::vector<std::vector<float>> vectors;
     vectors.reserve(texts.size());
     for (const auto& text : texts) {
@@ -37,7 +38,7 @@ public:
     return vectors;
   }
 
-protected:
+ protected:
   EmbeddingFunction() = default;
   EmbeddingFunction(const EmbeddingFunction&) = default;
   EmbeddingFunction& operator=(const EmbeddingFunction&) = default;
@@ -60,7 +61,7 @@ protected:
 ///
 /// Thread safety: immutable; embed may be called concurrently.
 class HashingEmbeddingFunction final : public EmbeddingFunction {
-public:
+ public:
   /// dimension: number of buckets (256 by default). trigramWeight: weight of
   /// each character-trigram feature relative to a word (1.0); 0 disables
   /// trigrams. Throws std::invalid_argument for dimension 0 or a negative or
@@ -71,7 +72,8 @@ public:
       throw std::invalid_argument("HashingEmbeddingFunction: dimension must be positive");
     }
     if (!std::isfinite(trigramWeight_) || trigramWeight_ < 0.0F) {
-      throw std::invalid_argument("HashingEmbeddingFunction: trigramWeight must be finite and >= 0");
+      throw std::invalid_argument(
+          "HashingEmbeddingFunction: trigramWeight must be finite and >= 0");
     }
   }
 
@@ -95,7 +97,7 @@ public:
   /// The number of buckets given at construction.
   [[nodiscard]] std::size_t dimension() const noexcept override { return dimension_; }
 
-private:
+ private:
   static constexpr std::uint64_t fnvOffset = 14695981039346656037ULL;
   static constexpr std::uint64_t fnvPrime = 1099511628211ULL;
 
@@ -158,4 +160,4 @@ private:
   float trigramWeight_;
 };
 
-} // namespace jobtrack::examples::chroma
+}  // namespace jobtrack::examples::chroma

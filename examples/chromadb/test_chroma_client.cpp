@@ -6,16 +6,12 @@
 // Without CHROMA_URL the tests fail when CI is set and are skipped otherwise.
 // Collection names carry a random suffix, so reruns on one server do not clash.
 
-#include "catch.hpp"
 #include "chroma_client.hpp"
 #include "embedding.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "catch.hpp"
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -24,11 +20,15 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <netinet/in.h>
 #include <optional>
 #include <random>
+#include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace chroma = jobtrack::examples::chroma;
@@ -43,8 +43,9 @@ std::optional<std::string> requiredEnv(const char* name) {
   if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
     return std::string(value);
   }
-  const std::string hint = std::string(name) + " is not set: run the tests through scripts/with-chroma, "
-                                               "which starts a real Chroma server";
+  const std::string hint = std::string(name) +
+                           " is not set: run the tests through scripts/with-chroma, "
+                           "which starts a real Chroma server";
   if (std::getenv("CI") != nullptr) {
     FAIL(hint + " (CI is set, so a missing Chroma is a failure)");
   }
@@ -66,18 +67,19 @@ std::string uniqueName(const std::string& purpose) {
 
 /// Deletes a collection when the test leaves, whatever happened.
 class CollectionGuard {
-public:
-  CollectionGuard(const chroma::ChromaDbClient& client, std::string name) : client_(client), name_(std::move(name)) {}
+ public:
+  CollectionGuard(const chroma::ChromaDbClient& client, std::string name)
+      : client_(client), name_(std::move(name)) {}
   CollectionGuard(const CollectionGuard&) = delete;
   CollectionGuard& operator=(const CollectionGuard&) = delete;
   ~CollectionGuard() {
     try {
       client_.deleteCollection(name_);
-    } catch (const std::exception&) { // already gone, or the server is down
+    } catch (const std::exception&) {  // already gone, or the server is down
     }
   }
 
-private:
+ private:
   const chroma::ChromaDbClient& client_;
   std::string name_;
 };
@@ -123,7 +125,7 @@ bool waitUntilUnavailable(const chroma::ChromaDbClient& client, std::chrono::sec
 
 /// A Chroma server started through CHROMA_START_CMD, stopped with SIGTERM.
 class ChromaServer {
-public:
+ public:
   /// Starts a server on dataDir (and port, when given); the start command
   /// returns once the server answers its heartbeat.
   ChromaServer(std::string startCommand, std::filesystem::path dataDir)
@@ -152,7 +154,7 @@ public:
   /// Starts again on the same port and data directory.
   void restart() { start(port_); }
 
-private:
+ private:
   void start(std::optional<int> port) {
     std::string command = startCommand_ + " '" + dataDir_.string() + "'";
     if (port) {
@@ -178,11 +180,15 @@ private:
 };
 
 /// Whether text contains part (Catch2 v2 and v3 name their matchers differently).
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
-std::vector<float> repeated(std::size_t dimension, float value) { return std::vector<float>(dimension, value); }
+std::vector<float> repeated(std::size_t dimension, float value) {
+  return std::vector<float>(dimension, value);
+}
 
-} // namespace
+}  // namespace
 
 TEST_CASE("heartbeat, version and pre-flight checks answer", "[chroma]") {
   const auto url = requiredEnv("CHROMA_URL");
@@ -195,7 +201,7 @@ TEST_CASE("heartbeat, version and pre-flight checks answer", "[chroma]") {
   INFO("version " << version);
   CHECK(!version.empty());
   CHECK(std::isdigit(static_cast<unsigned char>(version.front())) != 0);
-  CHECK(client.maxBatchSize() >= 100); // the batch size the tests use
+  CHECK(client.maxBatchSize() >= 100);  // the batch size the tests use
 }
 
 TEST_CASE("collections: create, get, list, get-or-create, conflict, delete", "[chroma]") {
@@ -238,7 +244,8 @@ TEST_CASE("collections: create, get, list, get-or-create, conflict, delete", "[c
       CHECK(error.status() == 409);
       CHECK(error.info().method == "POST");
       CHECK(contains(what, "POST"));
-      CHECK(contains(what, "/api/v2/tenants/default_tenant/databases/default_database/collections"));
+      CHECK(
+          contains(what, "/api/v2/tenants/default_tenant/databases/default_database/collections"));
       CHECK(contains(what, "409"));
       CHECK(contains(what, "already exists"));
     }
@@ -252,14 +259,15 @@ TEST_CASE("collections: create, get, list, get-or-create, conflict, delete", "[c
   }
 }
 
-TEST_CASE("an invalid collection name is a ChromaBadRequestError with Chroma's message", "[chroma]") {
+TEST_CASE("an invalid collection name is a ChromaBadRequestError with Chroma's message",
+          "[chroma]") {
   const auto url = requiredEnv("CHROMA_URL");
   if (!url) {
     return;
   }
   const chroma::ChromaDbClient client(optionsFor(*url));
   try {
-    (void)client.createCollection("x"); // too short: 3-512 characters
+    (void)client.createCollection("x");  // too short: 3-512 characters
     FAIL("expected ChromaBadRequestError");
   } catch (const chroma::ChromaBadRequestError& error) {
     CHECK(error.status() == 400);
@@ -267,7 +275,8 @@ TEST_CASE("an invalid collection name is a ChromaBadRequestError with Chroma's m
   }
 }
 
-TEST_CASE("add 1,000 documents in batches, count, query nearest first, delete records", "[chroma]") {
+TEST_CASE("add 1,000 documents in batches, count, query nearest first, delete records",
+          "[chroma]") {
   const auto url = requiredEnv("CHROMA_URL");
   if (!url) {
     return;
@@ -278,13 +287,14 @@ TEST_CASE("add 1,000 documents in batches, count, query nearest first, delete re
   CollectionGuard guard(client, name);
   const auto collection = client.createCollection(name);
 
-  const std::vector<std::string> topics{"rivers", "compilers", "gardens", "orbits", "harbours",
-                                        "violins", "glaciers", "markets", "lanterns", "forests"};
-  const std::vector<std::string> verbs{"describes", "measures", "questions", "maps", "celebrates",
-                                       "compares", "predicts"};
+  const std::vector<std::string> topics{"rivers",  "compilers", "gardens", "orbits",   "harbours",
+                                        "violins", "glaciers",  "markets", "lanterns", "forests"};
+  const std::vector<std::string> verbs{"describes",  "measures", "questions", "maps",
+                                       "celebrates", "compares", "predicts"};
   auto documentText = [&](std::size_t i) {
-    return "Report " + std::to_string(i) + " " + verbs[i % verbs.size()] + " " + topics[i % topics.size()] +
-           " and " + topics[(i / topics.size()) % topics.size()] + " in volume " + std::to_string(i / 7);
+    return "Report " + std::to_string(i) + " " + verbs[i % verbs.size()] + " " +
+           topics[i % topics.size()] + " and " + topics[(i / topics.size()) % topics.size()] +
+           " in volume " + std::to_string(i / 7);
   };
 
   constexpr std::size_t total = 1000;
@@ -341,8 +351,10 @@ TEST_CASE("add 1,000 documents in batches, count, query nearest first, delete re
   }
 
   SECTION("an embedding of the wrong dimension is a ChromaBadRequestError") {
-    CHECK_THROWS_AS(client.add(collection.id, {"bad"}, {repeated(3, 0.5F)}), chroma::ChromaBadRequestError);
-    CHECK_THROWS_AS(client.query(collection.id, {repeated(3, 0.5F)}, 1), chroma::ChromaBadRequestError);
+    CHECK_THROWS_AS(client.add(collection.id, {"bad"}, {repeated(3, 0.5F)}),
+                    chroma::ChromaBadRequestError);
+    CHECK_THROWS_AS(client.query(collection.id, {repeated(3, 0.5F)}, 1),
+                    chroma::ChromaBadRequestError);
   }
 
   SECTION("deleteRecords removes records") {
@@ -371,8 +383,8 @@ TEST_CASE("one client serves several threads at once", "[chroma]") {
       try {
         for (int i = 0; i < perThread; ++i) {
           const std::string text = "thread " + std::to_string(t) + " item " + std::to_string(i);
-          client.add(collection.id, {"t" + std::to_string(t) + "-" + std::to_string(i)}, {embedder.embed(text)},
-                     {text});
+          client.add(collection.id, {"t" + std::to_string(t) + "-" + std::to_string(i)},
+                     {embedder.embed(text)}, {text});
           (void)client.query(collection.id, {embedder.embed(text)}, 1);
         }
       } catch (const std::exception& error) {
@@ -388,8 +400,9 @@ TEST_CASE("one client serves several threads at once", "[chroma]") {
   CHECK(client.count(collection.id) == threads * perThread);
 }
 
-TEST_CASE("a client to a port where nothing listens throws ChromaUnavailableError after its retries",
-          "[chroma]") {
+TEST_CASE(
+    "a client to a port where nothing listens throws ChromaUnavailableError after its retries",
+    "[chroma]") {
   chroma::ChromaDbOptions options;
   options.baseUrl = "http://127.0.0.1:" + std::to_string(unusedPort());
   options.maxRetries = 2;
@@ -422,9 +435,11 @@ TEST_CASE("retry policy: 502/503/504 are retried, 4xx and other 5xx are not", "[
   std::mutex headerMutex;
   std::string lastToken;
   std::string lastAuthorization;
-  auto chromaError = [](httplib::Response& response, int status, const char* type, const char* message) {
+  auto chromaError = [](httplib::Response& response, int status, const char* type,
+                        const char* message) {
     response.status = status;
-    response.set_content(nlohmann::json{{"error", type}, {"message", message}}.dump(), "application/json");
+    response.set_content(nlohmann::json{{"error", type}, {"message", message}}.dump(),
+                         "application/json");
   };
   fake.Get("/api/v2/heartbeat", [&](const httplib::Request& request, httplib::Response& response) {
     {
@@ -442,7 +457,8 @@ TEST_CASE("retry policy: 502/503/504 are retried, 4xx and other 5xx are not", "[
     ++unavailableCalls;
     chromaError(response, 504, "GatewayTimeout", "upstream timed out");
   });
-  const std::string collections = "/api/v2/tenants/default_tenant/databases/default_database/collections";
+  const std::string collections =
+      "/api/v2/tenants/default_tenant/databases/default_database/collections";
   fake.Post(collections, [&](const httplib::Request&, httplib::Response& response) {
     ++badRequestCalls;
     chromaError(response, 422, "InvalidArgumentError", "bad metadata");
@@ -506,12 +522,13 @@ TEST_CASE("retry policy: 502/503/504 are retried, 4xx and other 5xx are not", "[
   } catch (const chroma::ChromaServerError& error) {
     CHECK(error.status() == 500);
     CHECK(error.info().errorType == "InternalError");
-    CHECK(contains(error.what(), "GET " + collections + "/broken -> 500 InternalError: disk on fire"));
+    CHECK(contains(error.what(),
+                   "GET " + collections + "/broken -> 500 InternalError: disk on fire"));
   }
   CHECK(serverErrorCalls == 1);
 
   options.authHeader = chroma::ChromaAuthHeader::AuthorizationBearer;
-  heartbeatCalls = 2; // answer the next heartbeat at once
+  heartbeatCalls = 2;  // answer the next heartbeat at once
   CHECK(chroma::ChromaDbClient(options).heartbeat() == 42);
   {
     std::lock_guard lock(headerMutex);
@@ -544,7 +561,7 @@ TEST_CASE("a client works again after its Chroma server is stopped and restarted
     CHECK_THROWS_AS(client.heartbeat(), chroma::ChromaUnavailableError);
     CHECK_THROWS_AS(client.count(collection.id), chroma::ChromaUnavailableError);
 
-    server.restart(); // returns once the server answers its heartbeat
+    server.restart();  // returns once the server answers its heartbeat
     CHECK(client.heartbeat() > 0);
     CHECK(client.getCollection(collection.name).id == collection.id);
     CHECK(client.count(collection.id) == 3);
@@ -591,7 +608,7 @@ TEST_CASE("HashingEmbeddingFunction is deterministic, normalised and word-sensit
   const auto b = embedder.embed("the QUICK, brown fox!");
   const auto c = embedder.embed("a slow green turtle");
   REQUIRE(a.size() == 128);
-  CHECK(a == b); // case and punctuation do not matter
+  CHECK(a == b);  // case and punctuation do not matter
   auto norm = [](const std::vector<float>& v) {
     double sum = 0;
     for (float x : v) {

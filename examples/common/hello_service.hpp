@@ -54,7 +54,8 @@ class HelloService {
   JobId startHelloJob(const std::string& name) {
     return tracker_.submit("hello:" + name, [this, name](JobContext context) {
       return executor_.executeAsync([this, name, context](std::stop_token stop) {
-        work(std::chrono::seconds(2), stop, [&](int percent) { context.reportProgress(percent, "working"); });
+        work(std::chrono::seconds(2), stop,
+             [&](int percent) { context.reportProgress(percent, "working"); });
         return "Hello, " + capitalize(name) + "!";
       });
     });
@@ -71,7 +72,8 @@ class HelloService {
             return "hello " + capitalize(name);
           },
           [this, context](std::string greeting) {
-            return executor_.executeAsync([this, context, greeting = std::move(greeting)](std::stop_token stop) {
+            return executor_.executeAsync([this, context,
+                                           greeting = std::move(greeting)](std::stop_token stop) {
               work(std::chrono::seconds(1), stop,
                    [&](int percent) { context.reportProgress(50 + percent / 2, "step 2 of 2"); });
               return greeting + " (composed)";
@@ -86,13 +88,15 @@ class HelloService {
   JobId startRaceJob() {
     return tracker_.submit("race", [this](JobContext context) {
       auto best = std::make_shared<std::atomic<int>>(0);
-      auto runner = [this, context, best](std::string greeting, std::chrono::milliseconds duration) {
-        return [this, context, best, greeting = std::move(greeting), duration](std::stop_token stop) {
-          work(duration, stop, [&](int percent) {
-            if (raiseTo(*best, percent)) context.reportProgress(percent, "racing");
-          });
-          return greeting;
-        };
+      auto runner = [this, context, best](std::string greeting,
+                                          std::chrono::milliseconds duration) {
+        return
+            [this, context, best, greeting = std::move(greeting), duration](std::stop_token stop) {
+              work(duration, stop, [&](int percent) {
+                if (raiseTo(*best, percent)) context.reportProgress(percent, "racing");
+              });
+              return greeting;
+            };
       };
       return executor_.executeAny(runner("Slow hello", std::chrono::seconds(3)),
                                   runner("Fast hello", std::chrono::seconds(1)),
@@ -123,7 +127,8 @@ class HelloService {
   JobId startTimeoutJob() {
     return tracker_.submit("timeout", [this](JobContext context) {
       auto slow = executor_.executeAsync([this, context](std::stop_token stop) {
-        work(std::chrono::seconds(3), stop, [&](int percent) { context.reportProgress(percent, "working"); });
+        work(std::chrono::seconds(3), stop,
+             [&](int percent) { context.reportProgress(percent, "working"); });
         return std::string("too late");
       });
       return executor_.withTimeout(std::move(slow), scaled(std::chrono::seconds(1)));
@@ -134,7 +139,8 @@ class HelloService {
   JobId startFallbackJob() {
     return tracker_.submit("fallback", [this](JobContext context) {
       auto failing = executor_.executeAsync([this, context](std::stop_token stop) -> std::string {
-        work(std::chrono::milliseconds(500), stop, [&](int percent) { context.reportProgress(percent, "working"); });
+        work(std::chrono::milliseconds(500), stop,
+             [&](int percent) { context.reportProgress(percent, "working"); });
         throw std::runtime_error("greeter is unavailable");
       });
       return executor_.withFallback(std::move(failing), std::string("Fallback hello"));
@@ -145,19 +151,22 @@ class HelloService {
   [[nodiscard]] std::optional<Snapshot> getJob(const JobId& id) const { return tracker_.get(id); }
 
   /// The newest jobs first.
-  [[nodiscard]] std::vector<Snapshot> listJobs(std::size_t limit) const { return tracker_.list(limit); }
+  [[nodiscard]] std::vector<Snapshot> listJobs(std::size_t limit) const {
+    return tracker_.list(limit);
+  }
 
  private:
   std::chrono::nanoseconds scaled(std::chrono::nanoseconds duration) const {
-    return std::chrono::nanoseconds(
-        static_cast<std::chrono::nanoseconds::rep>(static_cast<double>(duration.count()) * timeScale_));
+    return std::chrono::nanoseconds(static_cast<std::chrono::nanoseconds::rep>(
+        static_cast<double>(duration.count()) * timeScale_));
   }
 
   /// Simulated work: `duration` (scaled) in 20 slices, calling
   /// `onProgress(percent)` after each. A stop request ends it at once with
   /// CancelledError: a cancelled job stops within one slice, not a whole sleep.
   template <class OnProgress>
-  void work(std::chrono::nanoseconds duration, const std::stop_token& stop, OnProgress&& onProgress) const {
+  void work(std::chrono::nanoseconds duration, const std::stop_token& stop,
+            OnProgress&& onProgress) const {
     constexpr int slices = 20;
     const auto total = scaled(duration);
     std::mutex mutex;

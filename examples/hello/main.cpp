@@ -6,9 +6,8 @@
 // --fast scales every duration down (CTest runs it that way). Exits 0 when
 // every job ended as the seed design says it should, 1 otherwise.
 
+#include "hello_service.hpp"
 #include <jobtrack/jobtrack.hpp>
-
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,9 +16,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include "hello_service.hpp"
 
 namespace {
 
@@ -34,14 +32,16 @@ struct Expectation {
 
 std::string bar(int percent, int width) {
   const int filled = percent * width / 100;
-  return std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '-');
+  return std::string(static_cast<std::size_t>(filled), '#') +
+         std::string(static_cast<std::size_t>(width - filled), '-');
 }
 
 std::string line(const Snapshot& s) {
   char text[160];
-  std::snprintf(text, sizeof text, "%-14s %-10s [%s] %3d%%  %s", s.name.c_str(),
-                std::string(jobtrack::toString(s.status)).c_str(), bar(s.progress, 30).c_str(), s.progress,
-                s.error ? s.error->c_str() : (s.result ? s.result->dump().c_str() : s.message.c_str()));
+  std::snprintf(
+      text, sizeof text, "%-14s %-10s [%s] %3d%%  %s", s.name.c_str(),
+      std::string(jobtrack::toString(s.status)).c_str(), bar(s.progress, 30).c_str(), s.progress,
+      s.error ? s.error->c_str() : (s.result ? s.result->dump().c_str() : s.message.c_str()));
   return text;
 }
 
@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
       {hello.startHelloJob("john"), {JobStatus::Completed, "Hello, John!"}},
       {hello.startComposeHelloJob("john"), {JobStatus::Completed, "hello John (composed)"}},
       {hello.startRaceJob(), {JobStatus::Completed, "Fast hello"}},
-      {hello.startAllJob(), {JobStatus::Completed, {"Hello, Ada!", "Hello, Alan!", "Hello, Grace!"}}},
+      {hello.startAllJob(),
+       {JobStatus::Completed, {"Hello, Ada!", "Hello, Alan!", "Hello, Grace!"}}},
       {hello.startTimeoutJob(), {JobStatus::Failed, nullptr}},
       {hello.startFallbackJob(), {JobStatus::Completed, "Fallback hello"}},
   };
@@ -123,8 +124,10 @@ int main(int argc, char** argv) {
     }
   }
   const auto stats = executor.stats();
-  std::cout << "\nExecutor: " << stats.submitted << " tasks, " << stats.completed << " completed, " << stats.failed
-            << " failed, " << stats.cancelled << " cancelled (race losers and the timed-out task)\n";
-  std::cout << (asExpected ? "All jobs ended as expected.\n" : "Some jobs did not end as expected.\n");
+  std::cout << "\nExecutor: " << stats.submitted << " tasks, " << stats.completed << " completed, "
+            << stats.failed << " failed, " << stats.cancelled
+            << " cancelled (race losers and the timed-out task)\n";
+  std::cout << (asExpected ? "All jobs ended as expected.\n"
+                           : "Some jobs did not end as expected.\n");
   return asExpected ? 0 : 1;
 }

@@ -4,6 +4,10 @@
 /// AsyncExecutor: runs blocking callables and coroutines on Asio pools and
 /// composes their futures (then, any, all, timeout, fallback).
 
+#include "jobtrack/detail/executor_core.hpp"
+#include "jobtrack/errors.hpp"
+#include "jobtrack/future.hpp"
+
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/bind_cancellation_slot.hpp>
@@ -31,12 +35,9 @@
 #include <utility>
 #include <vector>
 
-#include "jobtrack/detail/executor_core.hpp"
-#include "jobtrack/errors.hpp"
-#include "jobtrack/future.hpp"
-
 #if !defined(ASIO_HAS_CO_AWAIT)
-#error "jobtrack needs Asio coroutine support: with clang 14 and libstdc++ define ASIO_HAS_CO_AWAIT=1 and ASIO_HAS_STD_COROUTINE=1 (the jobtrack CMake target does)"
+#error \
+    "jobtrack needs Asio coroutine support: with clang 14 and libstdc++ define ASIO_HAS_CO_AWAIT=1 and ASIO_HAS_STD_COROUTINE=1 (the jobtrack CMake target does)"
 #endif
 
 namespace jobtrack {
@@ -100,11 +101,12 @@ struct AwaitableValue<asio::awaitable<T, E>> {
 template <class F>
 struct TaskTraits {
   static constexpr bool takesStopToken = std::is_invocable_v<F&, std::stop_token>;
-  using Returned = typename std::conditional_t<takesStopToken, std::invoke_result<F&, std::stop_token>,
-                                      std::invoke_result<F&>>::type;
+  using Returned =
+      typename std::conditional_t<takesStopToken, std::invoke_result<F&, std::stop_token>,
+                                  std::invoke_result<F&>>::type;
   static constexpr bool isCoroutine = IsAwaitable<Returned>;
-  using Value =
-      typename std::conditional_t<isCoroutine, AwaitableValue<Returned>, std::type_identity<Returned>>::type;
+  using Value = typename std::conditional_t<isCoroutine, AwaitableValue<Returned>,
+                                            std::type_identity<Returned>>::type;
 };
 
 template <class F>
@@ -118,14 +120,16 @@ using TaskValue = typename TaskTraits<std::decay_t<F>>::Value;
 template <class G, class T>
 struct StageTraits {
   static constexpr bool takesStopToken = std::is_invocable_v<G&, T, std::stop_token>;
-  using Result = typename std::conditional_t<takesStopToken, std::invoke_result<G&, T, std::stop_token>,
-                                             std::invoke_result<G&, T>>::type;
+  using Result =
+      typename std::conditional_t<takesStopToken, std::invoke_result<G&, T, std::stop_token>,
+                                  std::invoke_result<G&, T>>::type;
 };
 template <class G>
 struct StageTraits<G, void> {
   static constexpr bool takesStopToken = std::is_invocable_v<G&, std::stop_token>;
-  using Result = typename std::conditional_t<takesStopToken, std::invoke_result<G&, std::stop_token>,
-                                             std::invoke_result<G&>>::type;
+  using Result =
+      typename std::conditional_t<takesStopToken, std::invoke_result<G&, std::stop_token>,
+                                  std::invoke_result<G&>>::type;
 };
 
 /// Cancels the state if a coroutine frame is destroyed before finishing
@@ -226,11 +230,11 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
       rawCore->countCancelled(*rawState);
       asio::post(task->strand, [task] { task->signal.emit(asio::cancellation_type::all); });
     });
-    asio::co_spawn(task->strand, runCoroutine<T>(state, Fn(std::forward<F>(f)), core),
-                   asio::bind_cancellation_slot(task->signal.slot(),
-                                                [task, core](const std::exception_ptr&) {
-                                                  if (task->live) core->removeLive(*task->live);
-                                                }));
+    asio::co_spawn(
+        task->strand, runCoroutine<T>(state, Fn(std::forward<F>(f)), core),
+        asio::bind_cancellation_slot(task->signal.slot(), [task, core](const std::exception_ptr&) {
+          if (task->live) core->removeLive(*task->live);
+        }));
   } else {
     core->countSubmitted();
     state->setCancelHook([rawCore, rawState] { rawCore->countCancelled(*rawState); });
@@ -370,8 +374,8 @@ class AsyncExecutor {
   /// (e.g. an io_context the service already runs), with its own blocking pool.
   explicit AsyncExecutor(asio::any_io_executor coreExecutor, ExecutorOptions options = {})
       : options_(resolve(options)),
-        core_(std::make_shared<detail::ExecutorCore>(std::move(coreExecutor), options_.blockingThreads,
-                                                     options_.shutdownTimeout)) {}
+        core_(std::make_shared<detail::ExecutorCore>(
+            std::move(coreExecutor), options_.blockingThreads, options_.shutdownTimeout)) {}
 
   AsyncExecutor(const AsyncExecutor&) = delete;
   AsyncExecutor& operator=(const AsyncExecutor&) = delete;
@@ -400,9 +404,11 @@ class AsyncExecutor {
     using R = typename Stage::Result;
     auto firstFuture = executeAsync(std::forward<F>(first));
     if constexpr (Stage::takesStopToken) {
-      static_assert(!detail::IsFuture<R> && !detail::IsAwaitable<R>,
-                    "executeAndThen: a second stage taking a std::stop_token must return a plain value");
-      return firstFuture.then([core = core_, then = std::forward<G>(then)](auto&&... value) mutable {
+      static_assert(
+          !detail::IsFuture<R> && !detail::IsAwaitable<R>,
+          "executeAndThen: a second stage taking a std::stop_token must return a plain value");
+      return firstFuture.then([core = core_,
+                               then = std::forward<G>(then)](auto&&... value) mutable {
         auto stage = [then = std::move(then), ... captured = std::forward<decltype(value)>(value)](
                          std::stop_token stop) mutable -> R {
           return std::invoke(then, std::move(captured)..., std::move(stop));
@@ -412,13 +418,14 @@ class AsyncExecutor {
     } else if constexpr (detail::IsFuture<R>) {
       return firstFuture.then(std::forward<G>(then));
     } else {
-      return firstFuture.then([core = core_, then = std::forward<G>(then)](auto&&... value) mutable {
-        auto stage = [then = std::move(then),
-                      ... captured = std::forward<decltype(value)>(value)]() mutable -> R {
-          return std::invoke(then, std::move(captured)...);
-        };
-        return detail::launch(core, std::move(stage), false);
-      });
+      return firstFuture.then(
+          [core = core_, then = std::forward<G>(then)](auto&&... value) mutable {
+            auto stage = [then = std::move(then),
+                          ... captured = std::forward<decltype(value)>(value)]() mutable -> R {
+              return std::invoke(then, std::move(captured)...);
+            };
+            return detail::launch(core, std::move(stage), false);
+          });
     }
   }
 
@@ -460,8 +467,9 @@ class AsyncExecutor {
     erased.reserve(sizeof...(Fs));
     auto values = std::make_shared<Tuple>();
     storeEach(values, erased, std::index_sequence_for<Fs...>{}, std::forward<Fs>(fs)...);
-    return detail::allValues(core_, std::move(erased))
-        .then([values](std::vector<std::monostate>) { return std::move(*values); });
+    return detail::allValues(core_, std::move(erased)).then([values](std::vector<std::monostate>) {
+      return std::move(*values);
+    });
   }
 
   /// executeAll over a range of callables: `Future<std::vector<T>>` in input
@@ -471,7 +479,8 @@ class AsyncExecutor {
   auto executeAll(R&& callables) {
     using T = detail::TaskValue<std::ranges::range_value_t<R>>;
     std::vector<Future<detail::Stored<T>>> futures;
-    for (auto&& f : callables) futures.push_back(asStored(executeAsync(std::forward<decltype(f)>(f))));
+    for (auto&& f : callables)
+      futures.push_back(asStored(executeAsync(std::forward<decltype(f)>(f))));
     auto all = detail::allValues(core_, std::move(futures));
     if constexpr (std::is_void_v<T>) {
       return std::move(all).then([](std::vector<std::monostate>) {});
@@ -494,21 +503,22 @@ class AsyncExecutor {
       return detail::futureFrom(std::move(result));
     }
     struct Timer {
-      explicit Timer(const asio::any_io_executor& ex) : strand(asio::make_strand(ex)), timer(strand) {}
+      explicit Timer(const asio::any_io_executor& ex)
+          : strand(asio::make_strand(ex)), timer(strand) {}
       asio::strand<asio::any_io_executor> strand;
       asio::steady_timer timer;
     };
     auto timer = std::make_shared<Timer>(core_->executor());
     timer->timer.expires_after(timeout);
-    timer->timer.async_wait([timer, weakResult = std::weak_ptr<detail::SharedState<T>>(result),
-                             weakSource = std::weak_ptr<detail::SharedState<T>>(source)](
-                                const std::error_code& error) {
-      if (error) return;
-      auto r = weakResult.lock();
-      if (r && r->setException(std::make_exception_ptr(TimeoutError{}))) {
-        if (auto s = weakSource.lock()) s->cancel();
-      }
-    });
+    timer->timer.async_wait(
+        [timer, weakResult = std::weak_ptr<detail::SharedState<T>>(result),
+         weakSource = std::weak_ptr<detail::SharedState<T>>(source)](const std::error_code& error) {
+          if (error) return;
+          auto r = weakResult.lock();
+          if (r && r->setException(std::make_exception_ptr(TimeoutError{}))) {
+            if (auto s = weakSource.lock()) s->cancel();
+          }
+        });
     source->setContinuation([source, result, timer, core = core_, handle = *live] {
       detail::forwardOutcome(*source, *result);
       asio::post(timer->strand, [timer] { timer->timer.cancel(); });
@@ -521,31 +531,33 @@ class AsyncExecutor {
   /// explicit cancel stays a cancel.
   template <class T>
   Future<T> withFallback(Future<T> future, T value) {
-    return withFallback(std::move(future), [value = std::move(value)](const std::exception_ptr&) { return value; });
+    return withFallback(std::move(future),
+                        [value = std::move(value)](const std::exception_ptr&) { return value; });
   }
 
   /// Replaces a failure of `future` with `handler(std::exception_ptr) -> T`.
   /// An explicit cancel stays a cancel; if the handler throws, that is the failure.
   template <class T, class Handler>
-    requires std::is_invocable_r_v<T, Handler&, std::exception_ptr>
-  Future<T> withFallback(Future<T> future, Handler handler) {
-    return std::move(future).recover([handler = std::move(handler)](Future<T> ready) mutable -> T {
-      try {
-        return ready.get();
-      } catch (const CancelledError&) {
-        throw;
-      } catch (...) {
-        return std::invoke(handler, std::current_exception());
-      }
-    });
-  }
+    requires std::is_invocable_r_v<T, Handler&, std::exception_ptr> Future<T> withFallback(
+        Future<T> future, Handler handler) {
+      return std::move(future).recover(
+          [handler = std::move(handler)](Future<T> ready) mutable -> T {
+            try {
+              return ready.get();
+            } catch (const CancelledError&) {
+              throw;
+            } catch (...) {
+              return std::invoke(handler, std::current_exception());
+            }
+          });
+    }
 
   /// Runs `f` (a `void()` callable) on the blocking pool with no future:
   /// fire and forget. Exceptions it throws are swallowed. Dropped silently
   /// once the executor is shut down.
   template <class F>
-    requires std::is_invocable_v<std::decay_t<F>&>
-  void executeDetached(F&& f) {
+    requires std::is_invocable_v < std::decay_t<F>
+  & > void executeDetached(F&& f) {
     detail::BlockingPool::Task task{nullptr, [fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
                                       try {
                                         fn();
@@ -580,7 +592,8 @@ class AsyncExecutor {
     const auto stillRunning = c.cancelledStillRunning.load(std::memory_order_relaxed);
     s.cancelledStillRunning = stillRunning > 0 ? static_cast<std::uint64_t>(stillRunning) : 0;
     s.queued = clampedDifference(s.submitted, started + beforeStart);
-    s.running = clampedDifference(started, s.completed + s.failed + (s.cancelled - std::min(s.cancelled, beforeStart)));
+    s.running = clampedDifference(
+        started, s.completed + s.failed + (s.cancelled - std::min(s.cancelled, beforeStart)));
     s.blockingQueueDepth = core_->blockingQueued();
     return s;
   }
@@ -606,7 +619,9 @@ class AsyncExecutor {
     return options;
   }
 
-  static std::uint64_t clampedDifference(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
+  static std::uint64_t clampedDifference(std::uint64_t a, std::uint64_t b) {
+    return a > b ? a - b : 0;
+  }
 
   template <class T>
   static Future<detail::Stored<T>> asStored(Future<T> future) {
@@ -620,11 +635,10 @@ class AsyncExecutor {
   template <class Tuple, std::size_t... I, class... Fs>
   void storeEach(const std::shared_ptr<Tuple>& values, std::vector<Future<std::monostate>>& erased,
                  std::index_sequence<I...>, Fs&&... fs) {
-    (erased.push_back(asStored(executeAsync(std::forward<Fs>(fs))).then(
-         [values](auto value) {
-           std::get<I>(*values) = std::move(value);
-           return std::monostate{};
-         })),
+    (erased.push_back(asStored(executeAsync(std::forward<Fs>(fs))).then([values](auto value) {
+      std::get<I>(*values) = std::move(value);
+      return std::monostate{};
+    })),
      ...);
   }
 

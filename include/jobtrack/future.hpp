@@ -3,11 +3,14 @@
 /// @file
 /// Future<T> and Promise<T>: a continuation-capable, cancellable future.
 
+#include "jobtrack/detail/shared_state.hpp"
+#include "jobtrack/errors.hpp"
+
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
-#include <asio/post.hpp>
 #include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/system_executor.hpp>
 
@@ -19,9 +22,6 @@
 #include <stop_token>
 #include <type_traits>
 #include <utility>
-
-#include "jobtrack/detail/shared_state.hpp"
-#include "jobtrack/errors.hpp"
 
 namespace jobtrack {
 
@@ -264,8 +264,9 @@ class [[nodiscard]] Future {
         if (auto s = weak.lock()) s->cancel();
       });
     }
-    asio::any_io_executor fallback = state->scheduler() ? state->scheduler()->executor()
-                                                        : asio::any_io_executor(asio::system_executor());
+    asio::any_io_executor fallback = state->scheduler()
+                                         ? state->scheduler()->executor()
+                                         : asio::any_io_executor(asio::system_executor());
     // Keep the handler's executor busy until we complete, as Asio's own
     // operations do, so its io_context or pool does not run out of work.
     auto work = asio::prefer(asio::get_associated_executor(handler, fallback),
@@ -337,7 +338,9 @@ class Promise {
   void markStarted() { state().markStarted(); }
 
   /// Whether the future was cancelled by its consumer.
-  [[nodiscard]] bool isCancelled() const { return state_ && state_->isReady() && state_->wasCancelled(); }
+  [[nodiscard]] bool isCancelled() const {
+    return state_ && state_->isReady() && state_->wasCancelled();
+  }
 
   /// A token signalled when the consumer cancels the future.
   [[nodiscard]] std::stop_token stopToken() { return state().stopToken(); }

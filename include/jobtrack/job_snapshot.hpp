@@ -3,6 +3,11 @@
 /// @file
 /// JobSnapshot<Result>: a copy of one job's state at one moment, and its JSON.
 
+#include "jobtrack/detail/iso_time.hpp"
+#include "jobtrack/job_id.hpp"
+#include "jobtrack/job_status.hpp"
+#include "jobtrack/json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -10,11 +15,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-
-#include "jobtrack/detail/iso_time.hpp"
-#include "jobtrack/job_id.hpp"
-#include "jobtrack/job_status.hpp"
-#include "jobtrack/json.hpp"
 
 namespace jobtrack {
 
@@ -27,8 +27,8 @@ struct JobSnapshot {
   JobId id;
   std::string name;
   JobStatus status = JobStatus::Pending;
-  int progress = 0;          ///< 0-100; 100 once completed
-  std::string message;       ///< the last progress message
+  int progress = 0;                  ///< 0-100; 100 once completed
+  std::string message;               ///< the last progress message
   std::optional<Result> result;      ///< set when Completed
   std::optional<std::string> error;  ///< set when Failed or Cancelled
   ErrorKind errorKind = ErrorKind::None;
@@ -41,12 +41,13 @@ struct JobSnapshot {
 
 namespace detail {
 
-inline nlohmann::json optionalTime(const std::optional<std::chrono::system_clock::time_point>& time) {
+inline nlohmann::json optionalTime(
+    const std::optional<std::chrono::system_clock::time_point>& time) {
   return time ? nlohmann::json(formatIsoTime(*time)) : nlohmann::json(nullptr);
 }
 
-inline std::optional<std::chrono::system_clock::time_point> readOptionalTime(const nlohmann::json& j,
-                                                                             const char* key) {
+inline std::optional<std::chrono::system_clock::time_point> readOptionalTime(
+    const nlohmann::json& j, const char* key) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   const auto time = parseIsoTime(it->get<std::string>());
@@ -69,7 +70,8 @@ void to_json(nlohmann::json& j, const JobSnapshot<Result>& s) {
       {"message", s.message},
       {"result", s.result ? nlohmann::json(*s.result) : nlohmann::json(nullptr)},
       {"error", s.error ? nlohmann::json(*s.error) : nlohmann::json(nullptr)},
-      {"errorKind", s.errorKind == ErrorKind::None ? nlohmann::json(nullptr) : nlohmann::json(s.errorKind)},
+      {"errorKind",
+       s.errorKind == ErrorKind::None ? nlohmann::json(nullptr) : nlohmann::json(s.errorKind)},
       {"createdAt", detail::formatIsoTime(s.createdAt)},
       {"startedAt", detail::optionalTime(s.startedAt)},
       {"completedAt", detail::optionalTime(s.completedAt)},
@@ -92,15 +94,18 @@ void from_json(const nlohmann::json& j, JobSnapshot<Result>& s) {
     // An integer 0-100 only: get<int>() would accept 50.5 or true, wrap a
     // large unsigned value, and convert an out-of-range float undefinedly.
     const bool inRange = (it->is_number_unsigned() && it->get<std::uint64_t>() <= 100) ||
-                         (it->is_number_integer() && !it->is_number_unsigned() && it->get<std::int64_t>() >= 0 &&
-                          it->get<std::int64_t>() <= 100);
+                         (it->is_number_integer() && !it->is_number_unsigned() &&
+                          it->get<std::int64_t>() >= 0 && it->get<std::int64_t>() <= 100);
     if (!inRange) throw std::invalid_argument("jobtrack: progress must be an integer within 0-100");
     read.progress = it->get<int>();
   }
-  if (auto it = j.find("message"); it != j.end() && !it->is_null()) read.message = it->get<std::string>();
+  if (auto it = j.find("message"); it != j.end() && !it->is_null())
+    read.message = it->get<std::string>();
   if (auto it = j.find("result"); it != j.end() && !it->is_null()) read.result = it->get<Result>();
-  if (auto it = j.find("error"); it != j.end() && !it->is_null()) read.error = it->get<std::string>();
-  if (auto it = j.find("errorKind"); it != j.end() && !it->is_null()) read.errorKind = it->get<ErrorKind>();
+  if (auto it = j.find("error"); it != j.end() && !it->is_null())
+    read.error = it->get<std::string>();
+  if (auto it = j.find("errorKind"); it != j.end() && !it->is_null())
+    read.errorKind = it->get<ErrorKind>();
   const auto created = detail::parseIsoTime(j.at("createdAt").get<std::string>());
   if (!created) throw detail::invalidJsonValue("createdAt", j.at("createdAt").get<std::string>());
   read.createdAt = *created;

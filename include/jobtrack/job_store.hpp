@@ -5,13 +5,13 @@
 /// instances (e.g. RedisJobStore in jobtrack/redis_store.hpp). Without a
 /// store, a tracker keeps everything in its own memory.
 
+#include "jobtrack/job_id.hpp"
+#include "jobtrack/job_snapshot.hpp"
+
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include "jobtrack/job_id.hpp"
-#include "jobtrack/job_snapshot.hpp"
 
 namespace jobtrack {
 

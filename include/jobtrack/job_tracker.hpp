@@ -3,13 +3,21 @@
 /// @file
 /// JobTracker<Result>: the registry that makes "fire and track" work.
 
+#include "jobtrack/errors.hpp"
+#include "jobtrack/executor.hpp"
+#include "jobtrack/future.hpp"
+#include "jobtrack/job_id.hpp"
+#include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_status.hpp"
+#include "jobtrack/job_store.hpp"
+
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/outstanding_work.hpp>
-#include <asio/prefer.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <nlohmann/json.hpp>
@@ -36,14 +44,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include "jobtrack/errors.hpp"
-#include "jobtrack/executor.hpp"
-#include "jobtrack/future.hpp"
-#include "jobtrack/job_id.hpp"
-#include "jobtrack/job_snapshot.hpp"
-#include "jobtrack/job_store.hpp"
-#include "jobtrack/job_status.hpp"
 
 namespace jobtrack {
 
@@ -168,7 +168,8 @@ Result toResult(Stored<T>&& value) {
   } else if constexpr (std::is_void_v<T>) {
     return Result{};
   } else {
-    static_assert(std::is_convertible_v<T, Result>, "the job's value must convert to the tracker's Result");
+    static_assert(std::is_convertible_v<T, Result>,
+                  "the job's value must convert to the tracker's Result");
     return Result(std::move(value));
   }
 }
@@ -214,9 +215,9 @@ struct JobRecord {
 
   mutable std::mutex mutex;
   Snapshot snapshot;
-  std::shared_ptr<StateBase> work;           // to cancel; dropped when finished
-  std::optional<std::stop_source> stop;      // the JobContext's, if one was made
-  std::list<UniqueFunction> waiters;         // run once, when the job finishes
+  std::shared_ptr<StateBase> work;       // to cancel; dropped when finished
+  std::optional<std::stop_source> stop;  // the JobContext's, if one was made
+  std::list<UniqueFunction> waiters;     // run once, when the job finishes
   typename std::list<std::shared_ptr<JobRecord>>::iterator creationPosition;
 };
 
@@ -240,7 +241,8 @@ struct Subscriber {
 };
 
 template <class Result>
-class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_from_this<TrackerCore<Result>> {
+class TrackerCore : public JobStoreListener<Result>,
+                    public std::enable_shared_from_this<TrackerCore<Result>> {
  public:
   using Snapshot = JobSnapshot<Result>;
   using Record = JobRecord<Result>;
@@ -426,7 +428,8 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
 
   /// Adds `waiter` to run when the job finishes; returns false (adding
   /// nothing) if it has finished already. `position` receives the handle.
-  bool addWaiter(Record& record, UniqueFunction waiter, typename std::list<UniqueFunction>::iterator& position) {
+  bool addWaiter(Record& record, UniqueFunction waiter,
+                 typename std::list<UniqueFunction>::iterator& position) {
     std::lock_guard lock(record.mutex);
     if (isTerminal(record.snapshot.status)) return false;
     position = record.waiters.insert(record.waiters.end(), std::move(waiter));
@@ -580,7 +583,8 @@ class TrackerCore : public JobStoreListener<Result>, public std::enable_shared_f
                                 try {
                                   subscriber->callback(next);
                                 } catch (...) {  // NOLINT(bugprone-empty-catch)
-                                  // A throwing subscriber must not stop delivery to itself or others.
+                                  // A throwing subscriber must not stop delivery to itself or
+                                  // others.
                                 }
                                 lock.lock();
                                 subscriber->deliveringOn = std::thread::id();
@@ -662,8 +666,10 @@ class JobTracker {
   /// get, list, wait, asyncWait, cancel and subscribe then also see the jobs
   /// of every other instance using the same store. Its own jobs are still
   /// served from memory.
-  JobTracker(AsyncExecutor& executor, TrackerOptions options, std::shared_ptr<JobStore<Result>> store)
-      : core_(std::make_shared<detail::TrackerCore<Result>>(detail::coreOf(executor), options, std::move(store))) {
+  JobTracker(AsyncExecutor& executor, TrackerOptions options,
+             std::shared_ptr<JobStore<Result>> store)
+      : core_(std::make_shared<detail::TrackerCore<Result>>(detail::coreOf(executor), options,
+                                                            std::move(store))) {
     if (core_->store()) core_->store()->attach(core_);
     startSweep();
   }
@@ -724,7 +730,8 @@ class JobTracker {
 
   /// Up to `limit` jobs matching `filter`, newest first. Cost grows with
   /// `limit` (and with the jobs a filter skips), not with the jobs kept.
-  [[nodiscard]] std::vector<Snapshot> list(std::size_t limit = 50, const ListFilter& filter = {}) const {
+  [[nodiscard]] std::vector<Snapshot> list(std::size_t limit = 50,
+                                           const ListFilter& filter = {}) const {
     auto local = core_->list(limit, filter);
     if (!core_->store() || filter.localOnly) return local;
     // The store has every instance's jobs; this instance's own are fresher in memory.
@@ -738,8 +745,9 @@ class JobTracker {
         merged.push_back(std::move(snapshot));
       }
     }
-    std::stable_sort(merged.begin(), merged.end(),
-                     [](const Snapshot& a, const Snapshot& b) { return a.createdAt > b.createdAt; });
+    std::stable_sort(merged.begin(), merged.end(), [](const Snapshot& a, const Snapshot& b) {
+      return a.createdAt > b.createdAt;
+    });
     if (merged.size() > limit) merged.resize(limit);
     return merged;
   }
@@ -761,18 +769,20 @@ class JobTracker {
     };
     auto signal = std::make_shared<Signal>();
     typename std::list<detail::UniqueFunction>::iterator position;
-    const bool added = core_->addWaiter(*record,
-                                        [signal] {
-                                          {
-                                            std::lock_guard lock(signal->mutex);
-                                            signal->done = true;
-                                          }
-                                          signal->cv.notify_all();
-                                        },
-                                        position);
+    const bool added = core_->addWaiter(
+        *record,
+        [signal] {
+          {
+            std::lock_guard lock(signal->mutex);
+            signal->done = true;
+          }
+          signal->cv.notify_all();
+        },
+        position);
     if (added) {
       std::unique_lock lock(signal->mutex);
-      if (!signal->cv.wait_for(lock, detail::boundedTimeout(timeout), [&] { return signal->done; })) {
+      if (!signal->cv.wait_for(lock, detail::boundedTimeout(timeout),
+                               [&] { return signal->done; })) {
         lock.unlock();
         removeWaiter(*record, position);
       }
@@ -790,7 +800,9 @@ class JobTracker {
   template <class Token>
   auto asyncWait(const JobId& id, std::chrono::milliseconds timeout, Token&& token) {
     return asio::async_initiate<Token, void(std::optional<Snapshot>)>(
-        [core = core_, id, timeout](auto handler) { startAsyncWait(core, id, timeout, std::move(handler)); },
+        [core = core_, id, timeout](auto handler) {
+          startAsyncWait(core, id, timeout, std::move(handler));
+        },
         token);
   }
 
@@ -847,15 +859,16 @@ class JobTracker {
     });
   }
 
-  static void removeWaiter(Record& record, typename std::list<detail::UniqueFunction>::iterator position) {
+  static void removeWaiter(Record& record,
+                           typename std::list<detail::UniqueFunction>::iterator position) {
     std::lock_guard lock(record.mutex);
     // Once the job has finished its waiters were taken away: nothing to remove.
     if (!isTerminal(record.snapshot.status)) record.waiters.erase(position);
   }
 
   template <class Handler>
-  static void startAsyncWait(const std::shared_ptr<Core>& core, const JobId& id, std::chrono::milliseconds timeout,
-                             Handler handler) {
+  static void startAsyncWait(const std::shared_ptr<Core>& core, const JobId& id,
+                             std::chrono::milliseconds timeout, Handler handler) {
     struct Operation {
       Operation(Handler h, asio::strand<asio::any_io_executor> s)
           : handler(std::move(h)),
@@ -921,9 +934,12 @@ class JobTracker {
     }
     {
       std::lock_guard lock(op->mutex);
-      op->waiting = core->addWaiter(*record, [weakOp = std::weak_ptr<Operation>(op), completeOnce] {
-        if (auto o = weakOp.lock()) completeOnce(o);
-      }, op->position);
+      op->waiting = core->addWaiter(
+          *record,
+          [weakOp = std::weak_ptr<Operation>(op), completeOnce] {
+            if (auto o = weakOp.lock()) completeOnce(o);
+          },
+          op->position);
     }
     if (!op->waiting) {
       completeOnce(op);
@@ -944,7 +960,8 @@ class JobTracker {
   }
 
   struct SweepTimer {
-    explicit SweepTimer(const asio::any_io_executor& ex) : strand(asio::make_strand(ex)), timer(strand) {}
+    explicit SweepTimer(const asio::any_io_executor& ex)
+        : strand(asio::make_strand(ex)), timer(strand) {}
     asio::strand<asio::any_io_executor> strand;
     asio::steady_timer timer;
     bool stopped = false;  // guarded by the strand
@@ -952,17 +969,17 @@ class JobTracker {
 
   void startSweep() {
     const auto ttl = core_->options().finishedTtl;
-    const auto interval = std::clamp<std::chrono::milliseconds>(ttl / 2, std::chrono::milliseconds(1),
-                                                                std::chrono::milliseconds(1000));
+    const auto interval = std::clamp<std::chrono::milliseconds>(
+        ttl / 2, std::chrono::milliseconds(1), std::chrono::milliseconds(1000));
     sweepTimer_ = std::make_shared<SweepTimer>(core_->executor()->executor());
     // The timer must not keep the executor's shutdown waiting.
     sweepHook_ = core_->executor()->addShutdownHook([timer = sweepTimer_] { stopSweep(timer); });
-    asio::post(sweepTimer_->strand, [timer = sweepTimer_, weakCore = std::weak_ptr<Core>(core_), interval] {
-      scheduleSweep(timer, weakCore, interval);
-    });
+    asio::post(sweepTimer_->strand, [timer = sweepTimer_, weakCore = std::weak_ptr<Core>(core_),
+                                     interval] { scheduleSweep(timer, weakCore, interval); });
   }
 
-  static void scheduleSweep(const std::shared_ptr<SweepTimer>& timer, const std::weak_ptr<Core>& weakCore,
+  static void scheduleSweep(const std::shared_ptr<SweepTimer>& timer,
+                            const std::weak_ptr<Core>& weakCore,
                             std::chrono::milliseconds interval) {
     if (timer->stopped) return;
     timer->timer.expires_after(interval);

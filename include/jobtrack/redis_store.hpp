@@ -23,9 +23,15 @@
 /// a lease/scan thread; load/list/requestCancel share one mutex-guarded
 /// connection. All are stopped and joined by the destructor.
 
-#include <nlohmann/json.hpp>
+#include "jobtrack/detail/redis_connection.hpp"
+#include "jobtrack/job_id.hpp"
+#include "jobtrack/job_snapshot.hpp"
+#include "jobtrack/job_status.hpp"
+#include "jobtrack/job_store.hpp"
+#include "jobtrack/job_tracker.hpp"
+#include "jobtrack/json.hpp"
 
-#include <sys/socket.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -43,19 +49,12 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/socket.h>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
-
-#include "jobtrack/detail/redis_connection.hpp"
-#include "jobtrack/job_id.hpp"
-#include "jobtrack/job_snapshot.hpp"
-#include "jobtrack/job_status.hpp"
-#include "jobtrack/job_store.hpp"
-#include "jobtrack/job_tracker.hpp"
-#include "jobtrack/json.hpp"
 
 namespace jobtrack {
 
@@ -179,11 +178,13 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
 
   explicit RedisStoreCore(RedisStoreOptions options)
       : options_(std::move(options)), endpoint_(parseRedisUrl(options_.url)) {
-    if (options_.leaseTtl.count() <= 0) throw std::invalid_argument("jobtrack: RedisStoreOptions::leaseTtl must be positive");
+    if (options_.leaseTtl.count() <= 0)
+      throw std::invalid_argument("jobtrack: RedisStoreOptions::leaseTtl must be positive");
     if (options_.finishedTtl.count() <= 0) {
       throw std::invalid_argument("jobtrack: RedisStoreOptions::finishedTtl must be positive");
     }
-    if (options_.maxQueuedSaves == 0) throw std::invalid_argument("jobtrack: RedisStoreOptions::maxQueuedSaves must be positive");
+    if (options_.maxQueuedSaves == 0)
+      throw std::invalid_argument("jobtrack: RedisStoreOptions::maxQueuedSaves must be positive");
     if (options_.instanceId.empty()) options_.instanceId = "instance-" + randomHex(12);
     incarnation_ = randomHex(32);
     const std::string& p = options_.keyPrefix;
@@ -254,7 +255,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
 
   bool flush(std::chrono::milliseconds timeout) {
     std::unique_lock lock(queueMutex_);
-    return flushedCv_.wait_for(lock, timeout, [&] { return order_.empty() && replies_.empty() && inFlight_ == 0; });
+    return flushedCv_.wait_for(
+        lock, timeout, [&] { return order_.empty() && replies_.empty() && inFlight_ == 0; });
   }
 
   // ---- synchronous reads, on the shared connection ----
@@ -279,14 +281,17 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     const std::size_t page = std::clamp<std::size_t>(limit, 32, 1000);
     std::vector<std::string> stale;
     for (std::size_t start = 0; result.size() < limit; start += page) {
-      auto ids = sync_.command({"ZREVRANGE", jobsKey_, std::to_string(start), std::to_string(start + page - 1)});
+      auto ids = sync_.command(
+          {"ZREVRANGE", jobsKey_, std::to_string(start), std::to_string(start + page - 1)});
       if (!ids) {
         syncFailed();
         return result;
       }
       if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0) break;
       for (std::size_t i = 0; i < ids->elements; ++i) {
-        sync_.append({"HGET", options_.keyPrefix + ":job:" + std::string(replyText(ids->element[i])), "data"});
+        sync_.append({"HGET",
+                      options_.keyPrefix + ":job:" + std::string(replyText(ids->element[i])),
+                      "data"});
       }
       for (std::size_t i = 0; i < ids->elements; ++i) {
         auto reply = sync_.reply();
@@ -325,7 +330,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       reportBad("job record " + key + " is not a hash: " + std::string(replyText(record.get())));
       return CancelResult::NotFound;
     }
-    if (record->type != REDIS_REPLY_ARRAY || record->elements != 3 || record->element[0]->type != REDIS_REPLY_STRING) {
+    if (record->type != REDIS_REPLY_ARRAY || record->elements != 3 ||
+        record->element[0]->type != REDIS_REPLY_STRING) {
       return CancelResult::NotFound;
     }
     const std::string status(replyText(record->element[0]));
@@ -363,7 +369,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       auto popped = sync_.command({"BLPOP", replyKey, secondsText});
       sync_.setTimeout(options_.commandTimeout);
       if (!popped) return syncFailedCancel();
-      if (popped->type == REDIS_REPLY_ARRAY && popped->elements == 2) answer = replyText(popped->element[1]);
+      if (popped->type == REDIS_REPLY_ARRAY && popped->elements == 2)
+        answer = replyText(popped->element[1]);
     }
     if (answer == "cancelled") return CancelResult::Cancelled;
     if (answer == "finished") return CancelResult::AlreadyFinished;
@@ -378,10 +385,12 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         if (sync_.connected()) markLost(sync_, *snapshot, owner, incarnation, false);
       }
       auto after = load(id);
-      return after && isTerminal(after->status) ? CancelResult::AlreadyFinished : CancelResult::NotFound;
+      return after && isTerminal(after->status) ? CancelResult::AlreadyFinished
+                                                : CancelResult::NotFound;
     }
-    log(answer.empty() ? "cancel of job " + to_string(id) + ": its owner '" + owner + "' did not answer"
-                       : "cancel of job " + to_string(id) + ": its owner '" + owner + "' does not know it");
+    log(answer.empty()
+            ? "cancel of job " + to_string(id) + ": its owner '" + owner + "' did not answer"
+            : "cancel of job " + to_string(id) + ": its owner '" + owner + "' does not know it");
     return CancelResult::NotFound;
   }
 
@@ -415,14 +424,17 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   };
 
   std::string jobKey(const JobId& id) const { return options_.keyPrefix + ":job:" + to_string(id); }
-  std::string leaseKeyOf(const std::string& instance) const { return options_.keyPrefix + ":instance:" + instance; }
+  std::string leaseKeyOf(const std::string& instance) const {
+    return options_.keyPrefix + ":instance:" + instance;
+  }
   std::string cancelChannelOf(const std::string& instance) const {
     return options_.keyPrefix + ":cancel:" + instance;
   }
 
-  std::string eventOf(const std::string& origin, const std::string& incarnation, const std::string& data) const {
-    return R"({"origin":)" + nlohmann::json(origin).dump() + R"(,"incarnation":)" + nlohmann::json(incarnation).dump() +
-           R"(,"snapshot":)" + data + "}";
+  std::string eventOf(const std::string& origin, const std::string& incarnation,
+                      const std::string& data) const {
+    return R"({"origin":)" + nlohmann::json(origin).dump() + R"(,"incarnation":)" +
+           nlohmann::json(incarnation).dump() + R"(,"snapshot":)" + data + "}";
   }
 
   static std::string dataOf(const Snapshot& snapshot) {
@@ -454,7 +466,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   std::optional<Snapshot> readRecord(const std::string& key, const redisReply* reply) {
     if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
     if (reply->type != REDIS_REPLY_STRING) {
-      reportBad(key + ": " + (isErrorReply(reply) ? std::string(replyText(reply)) : "unexpected reply type"));
+      reportBad(key + ": " +
+                (isErrorReply(reply) ? std::string(replyText(reply)) : "unexpected reply type"));
       return std::nullopt;
     }
     try {
@@ -569,7 +582,9 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       bool stopping = false;
       {
         std::unique_lock lock(queueMutex_);
-        queueCv_.wait(lock, [&] { return stopping_ || !order_.empty() || !replies_.empty() || resyncRequested_; });
+        queueCv_.wait(lock, [&] {
+          return stopping_ || !order_.empty() || !replies_.empty() || resyncRequested_;
+        });
         stopping = stopping_;
         // Stopping: write what is queued while Redis answers, then exit.
         if (stopping && order_.empty() && replies_.empty()) break;
@@ -627,7 +642,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         }
         for (const auto& item : done) {
           auto it = unwritten_.find(item.id);
-          if (it != unwritten_.end() && it->second == item.snapshot && isTerminal(item.snapshot->status)) {
+          if (it != unwritten_.end() && it->second == item.snapshot &&
+              isTerminal(item.snapshot->status)) {
             unwritten_.erase(it);
           }
         }
@@ -649,18 +665,21 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   /// Errors worth retrying after a reconnect (others are logged and the
   /// save dropped: retrying would fail the same way forever).
   static bool isTransientError(std::string_view error) {
-    for (std::string_view code : {"NOSCRIPT", "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN"}) {
+    for (std::string_view code :
+         {"NOSCRIPT", "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN"}) {
       if (error.starts_with(code)) return true;
     }
     return false;
   }
 
   bool connectWriter(RedisConnection& connection, std::string& saveSha) {
-    if (!connection.connect(endpoint_, options_.connectTimeout, options_.commandTimeout)) return false;
+    if (!connection.connect(endpoint_, options_.connectTimeout, options_.commandTimeout))
+      return false;
     auto loaded = connection.command({"SCRIPT", "LOAD", redisSaveScript});
     if (!loaded) return false;
     if (loaded->type != REDIS_REPLY_STRING) {
-      connection.closeWithError("cannot load the save script: " + std::string(replyText(loaded.get())));
+      connection.closeWithError("cannot load the save script: " +
+                                std::string(replyText(loaded.get())));
       return false;
     }
     saveSha = replyText(loaded.get());
@@ -671,7 +690,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   /// not be written for a connection failure go to `failed`; those written
   /// (or refused because Redis holds a terminal state) to `done`.
   void writeBatch(RedisConnection& connection, std::string& saveSha, std::vector<BatchItem>& batch,
-                  std::vector<PendingReply>& replies, std::vector<BatchItem>& failed, std::vector<BatchItem>& done) {
+                  std::vector<PendingReply>& replies, std::vector<BatchItem>& failed,
+                  std::vector<BatchItem>& done) {
     const std::string leaseMs = millisText(options_.leaseTtl);
     const std::string ttlMs = millisText(options_.finishedTtl);
     std::size_t sent = 0;
@@ -680,12 +700,13 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       const std::string id = to_string(s.id);
       const std::string data = dataOf(s);
       const auto created =
-          std::chrono::duration_cast<std::chrono::milliseconds>(s.createdAt.time_since_epoch()).count();
-      const bool ok = connection.append({"EVALSHA", saveSha, "4", jobKey(s.id), jobsKey_, activeKey_, leaseKey_, data,
-                                         toString(s.status), options_.instanceId, incarnation_,
-                                         std::to_string(created), ttlMs, id, eventsChannel_,
-                                         eventOf(options_.instanceId, incarnation_, data),
-                                         isTerminal(s.status) ? "1" : "0", leaseMs});
+          std::chrono::duration_cast<std::chrono::milliseconds>(s.createdAt.time_since_epoch())
+              .count();
+      const bool ok = connection.append(
+          {"EVALSHA", saveSha, "4", jobKey(s.id), jobsKey_, activeKey_, leaseKey_, data,
+           toString(s.status), options_.instanceId, incarnation_, std::to_string(created), ttlMs,
+           id, eventsChannel_, eventOf(options_.instanceId, incarnation_, data),
+           isTerminal(s.status) ? "1" : "0", leaseMs});
       if (!ok) break;
     }
     std::string retryReason;
@@ -700,7 +721,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
           retryReason = "save refused: " + std::string(replyText(reply.get()));
           failed.push_back(std::move(batch[read]));
         } else {
-          log("save of job " + to_string(batch[read].id) + " failed: " + std::string(replyText(reply.get())));
+          log("save of job " + to_string(batch[read].id) +
+              " failed: " + std::string(replyText(reply.get())));
           done.push_back(std::move(batch[read]));
         }
         continue;
@@ -709,8 +731,9 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       done.push_back(std::move(batch[read]));
     }
     for (; read < batch.size(); ++read) failed.push_back(std::move(batch[read]));
-    if (!retryReason.empty()) connection.closeWithError(retryReason);  // reconnecting loads the script again
-    if (!connection.connected()) return;   // replies are dropped: the requester times out
+    if (!retryReason.empty())
+      connection.closeWithError(retryReason);  // reconnecting loads the script again
+    if (!connection.connected()) return;       // replies are dropped: the requester times out
 
     for (const auto& reply : replies) {
       connection.append({"RPUSH", reply.key, reply.value});
@@ -746,7 +769,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         if (down) log("reconnected (events)");
         down = false;
         delay = options_.reconnectDelayMin;
-        connection.setTimeout(std::chrono::milliseconds(0));  // block until a message (stop() shuts the socket)
+        connection.setTimeout(
+            std::chrono::milliseconds(0));  // block until a message (stop() shuts the socket)
         reloadWatched();  // events published while we were not subscribed are lost
         {
           std::lock_guard lock(subscriberMutex_);
@@ -804,7 +828,9 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     if (owned) {
       std::lock_guard lock(queueMutex_);
       auto it = recentTerminal_.find(id);
-      answer = wasRunning && it != recentTerminal_.end() && it->second == JobStatus::Cancelled ? "cancelled" : "finished";
+      answer = wasRunning && it != recentTerminal_.end() && it->second == JobStatus::Cancelled
+                   ? "cancelled"
+                   : "finished";
     }
     {
       std::lock_guard lock(queueMutex_);
@@ -821,7 +847,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     bool down = false;
     auto delay = options_.reconnectDelayMin;
     const auto period = std::max<std::chrono::milliseconds>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(options_.leaseTtl) / 3, std::chrono::milliseconds(1));
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.leaseTtl) / 3,
+        std::chrono::milliseconds(1));
     while (!stopping_) {
       if (!connection.connected()) {
         if (!connection.connect(endpoint_, options_.connectTimeout, options_.commandTimeout)) {
@@ -844,7 +871,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         everConnected = true;
         delay = options_.reconnectDelayMin;
       }
-      if (connection.command({"SET", leaseKey_, incarnation_, "PX", millisText(options_.leaseTtl)})) {
+      if (connection.command(
+              {"SET", leaseKey_, incarnation_, "PX", millisText(options_.leaseTtl)})) {
         scanForLost(connection);
       }
       if (!pause(connection.connected() ? period : delay)) break;
@@ -863,7 +891,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     std::vector<Candidate> candidates;
     std::vector<std::string> gone;
     for (std::size_t i = 0; i < members->elements; ++i) {
-      connection.append({"HMGET", options_.keyPrefix + ":job:" + std::string(replyText(members->element[i])),
+      connection.append({"HMGET",
+                         options_.keyPrefix + ":job:" + std::string(replyText(members->element[i])),
                          "status", "owner", "incarnation"});
     }
     for (std::size_t i = 0; i < members->elements; ++i) {
@@ -871,7 +900,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       if (!fields) return;
       const std::string id(replyText(members->element[i]));
       if (isErrorReply(fields.get())) {
-        reportBad("job record " + options_.keyPrefix + ":job:" + id + ": " + std::string(replyText(fields.get())));
+        reportBad("job record " + options_.keyPrefix + ":job:" + id + ": " +
+                  std::string(replyText(fields.get())));
         gone.push_back(id);
         continue;
       }
@@ -885,7 +915,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
         gone.push_back(id);
         continue;
       }
-      Candidate candidate{id, std::string(replyText(fields->element[1])), std::string(replyText(fields->element[2]))};
+      Candidate candidate{id, std::string(replyText(fields->element[1])),
+                          std::string(replyText(fields->element[2]))};
       if (candidate.incarnation != incarnation_) candidates.push_back(std::move(candidate));
     }
     if (!gone.empty()) {
@@ -904,7 +935,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
     for (const auto& owner : owners) {
       auto value = connection.reply();
       if (!value) return;
-      leases[owner] = value->type == REDIS_REPLY_STRING ? std::string(replyText(value.get())) : std::string();
+      leases[owner] =
+          value->type == REDIS_REPLY_STRING ? std::string(replyText(value.get())) : std::string();
     }
     for (const auto& candidate : candidates) {
       if (stopping_) return;
@@ -919,7 +951,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
       }
       if (markLost(connection, *snapshot, candidate.owner, candidate.incarnation, false)) {
         lostMarked_.fetch_add(1, std::memory_order_relaxed);
-        log("job " + candidate.id + " of instance '" + candidate.owner + "' marked lost (its lease expired)");
+        log("job " + candidate.id + " of instance '" + candidate.owner +
+            "' marked lost (its lease expired)");
       }
     }
   }
@@ -927,19 +960,21 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   /// Writes `snapshot` as FAILED "lost" if it is still the unfinished job of
   /// `incarnation` and that incarnation is dead (or `self`). Returns whether
   /// it was written.
-  bool markLost(RedisConnection& connection, Snapshot snapshot, const std::string& owner, const std::string& incarnation,
-                bool self) {
+  bool markLost(RedisConnection& connection, Snapshot snapshot, const std::string& owner,
+                const std::string& incarnation, bool self) {
     snapshot.status = JobStatus::Failed;
     snapshot.errorKind = ErrorKind::Lost;
     snapshot.error = self ? "lost: instance '" + owner + "' stopped before the job finished"
                           : "lost: instance '" + owner + "' stopped renewing its lease";
-    snapshot.completedAt = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    snapshot.completedAt =
+        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     const std::string data = dataOf(snapshot);
-    auto reply = connection.command({"EVAL", redisMarkLostScript, "3", jobKey(snapshot.id), activeKey_,
-                                     leaseKeyOf(owner), incarnation, data, millisText(options_.finishedTtl),
-                                     to_string(snapshot.id), eventsChannel_, eventOf(owner, incarnation, data),
-                                     self ? "1" : "0"});
-    if (reply && isErrorReply(reply.get())) log("marking job lost failed: " + std::string(replyText(reply.get())));
+    auto reply = connection.command(
+        {"EVAL", redisMarkLostScript, "3", jobKey(snapshot.id), activeKey_, leaseKeyOf(owner),
+         incarnation, data, millisText(options_.finishedTtl), to_string(snapshot.id),
+         eventsChannel_, eventOf(owner, incarnation, data), self ? "1" : "0"});
+    if (reply && isErrorReply(reply.get()))
+      log("marking job lost failed: " + std::string(replyText(reply.get())));
     return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
   }
 
@@ -1008,7 +1043,8 @@ class RedisStoreCore : public std::enable_shared_from_this<RedisStoreCore<Result
   std::unordered_set<JobId> watched_;
   std::deque<JobId> watchOrder_;
 
-  std::atomic<std::uint64_t> written_{0}, dropped_{0}, reconnects_{0}, lostMarked_{0}, badRecords_{0};
+  std::atomic<std::uint64_t> written_{0}, dropped_{0}, reconnects_{0}, lostMarked_{0},
+      badRecords_{0};
 };
 
 }  // namespace detail
@@ -1046,7 +1082,9 @@ class RedisJobStore final : public JobStore<Result> {
   /// timeouts.
   ~RedisJobStore() override { core_->stop(); }
 
-  void attach(std::weak_ptr<JobStoreListener<Result>> listener) override { core_->attach(std::move(listener)); }
+  void attach(std::weak_ptr<JobStoreListener<Result>> listener) override {
+    core_->attach(std::move(listener));
+  }
   /// Queues the snapshot (replacing an unwritten older one of the same job).
   void save(const Snapshot& snapshot) override { core_->save(snapshot); }
   /// The stored job; nullopt if unknown, expired, unreadable or Redis is down.

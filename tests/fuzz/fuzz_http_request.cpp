@@ -16,6 +16,8 @@
 // long-polls and idle event streams last a few milliseconds, and finished
 // jobs are forgotten past 256, so memory stays bounded however long it runs.
 
+#include "app.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -23,8 +25,6 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include "app.hpp"
 
 namespace http = jobtrack::examples::http;
 
@@ -45,10 +45,14 @@ http::App& app() {
   return *instance;
 }
 
-[[noreturn]] void fail(const char* what, const http::Request& request, const http::Response& response) {
-  std::fprintf(stderr, "fuzz_http_request: %s\n  request: %s %s (%zu query params, %zu body bytes)\n  answer: %d %s\n  %s\n",
-               what, request.method.c_str(), request.path.c_str(), request.query.size(), request.body.size(),
-               response.status, response.contentType.c_str(), response.body.substr(0, 500).c_str());
+[[noreturn]] void fail(const char* what, const http::Request& request,
+                       const http::Response& response) {
+  std::fprintf(stderr,
+               "fuzz_http_request: %s\n  request: %s %s (%zu query params, %zu body bytes)\n  "
+               "answer: %d %s\n  %s\n",
+               what, request.method.c_str(), request.path.c_str(), request.query.size(),
+               request.body.size(), response.status, response.contentType.c_str(),
+               response.body.substr(0, 500).c_str());
   std::abort();
 }
 
@@ -64,8 +68,9 @@ void parseQuery(std::string_view query, http::QueryParams& params) {
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
     const auto equals = pair.find('=');
-    params.emplace(std::string(pair.substr(0, equals)),
-                   equals == std::string_view::npos ? std::string() : std::string(pair.substr(equals + 1)));
+    params.emplace(std::string(pair.substr(0, equals)), equals == std::string_view::npos
+                                                            ? std::string()
+                                                            : std::string(pair.substr(equals + 1)));
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
   }
 }
@@ -83,25 +88,30 @@ std::string submitJob() {
 }
 
 void checkResponse(const http::Request& request, const http::Response& response) {
-  if (response.status < 100 || response.status > 599 || http::reasonPhrase(response.status) == "Unknown") {
+  if (response.status < 100 || response.status > 599 ||
+      http::reasonPhrase(response.status) == "Unknown") {
     fail("status code outside the service's table", request, response);
   }
   if (response.status == 500) fail("a handler failed (500)", request, response);
   const bool isProblem = response.contentType == http::kProblemJson;
-  if (response.status >= 400 && response.status < 500 && !isProblem) fail("a 4xx without problem+json", request, response);
-  if (response.stream && !response.body.empty()) fail("a streamed response with a body", request, response);
+  if (response.status >= 400 && response.status < 500 && !isProblem)
+    fail("a 4xx without problem+json", request, response);
+  if (response.stream && !response.body.empty())
+    fail("a streamed response with a body", request, response);
   if (response.stream) return;
   if (isProblem || response.contentType == "application/json") {
     const auto body = nlohmann::json::parse(response.body, nullptr, false);
     if (body.is_discarded()) fail("a JSON answer that is not JSON", request, response);
     if (isProblem) {
-      if (!body.is_object() || body.value("status", 0) != response.status || !body.contains("type") ||
-          !body.contains("title") || !body["detail"].is_string() || body["detail"].get<std::string>().empty()) {
+      if (!body.is_object() || body.value("status", 0) != response.status ||
+          !body.contains("type") || !body.contains("title") || !body["detail"].is_string() ||
+          body["detail"].get<std::string>().empty()) {
         fail("a malformed problem document", request, response);
       }
     }
   }
-  if (response.status == 405 && !response.header("Allow")) fail("405 without Allow", request, response);
+  if (response.status == 405 && !response.header("Allow"))
+    fail("405 without Allow", request, response);
 }
 
 /// Runs an event stream as a client that hangs up after a few pieces.

@@ -37,14 +37,16 @@ Summary summarize(std::vector<double> ns) {
 }
 
 /// Submits `jobs` trivial jobs, returns each submit's duration in ns.
-std::vector<double> run(jobtrack::AsyncExecutor& executor, jobtrack::JobTracker<>& tracker, std::size_t jobs) {
+std::vector<double> run(jobtrack::AsyncExecutor& executor, jobtrack::JobTracker<>& tracker,
+                        std::size_t jobs) {
   std::vector<double> ns;
   ns.reserve(jobs);
   std::vector<jobtrack::JobId> ids;
   ids.reserve(jobs);
   for (std::size_t i = 0; i < jobs; ++i) {
     const auto start = Clock::now();
-    ids.push_back(tracker.submit("bench", [&executor] { return executor.executeAsync([] { return 1; }); }));
+    ids.push_back(
+        tracker.submit("bench", [&executor] { return executor.executeAsync([] { return 1; }); }));
     ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
   }
   for (const auto& id : ids) tracker.wait(id, std::chrono::seconds(60));
@@ -82,18 +84,20 @@ int main(int argc, char** argv) {
   }
   const auto flushStart = Clock::now();
   const bool flushed = store->flush(std::chrono::seconds(60));
-  const double flushMs = std::chrono::duration<double, std::milli>(Clock::now() - flushStart).count();
+  const double flushMs =
+      std::chrono::duration<double, std::milli>(Clock::now() - flushStart).count();
 
   const Summary m = summarize(inMemory);
   const Summary r = summarize(withRedis);
   std::printf("submit latency over %zu jobs each (ns):\n", inMemory.size());
   std::printf("  in-memory     median %8.0f  p99 %8.0f  mean %8.0f\n", m.median, m.p99, m.mean);
   std::printf("  RedisJobStore median %8.0f  p99 %8.0f  mean %8.0f\n", r.median, r.p99, r.mean);
-  std::printf("  ratio (Redis / in-memory): median %.2f  p99 %.2f  mean %.2f\n", r.median / m.median,
-              r.p99 / m.p99, r.mean / m.mean);
+  std::printf("  ratio (Redis / in-memory): median %.2f  p99 %.2f  mean %.2f\n",
+              r.median / m.median, r.p99 / m.p99, r.mean / m.mean);
   const auto stats = store->stats();
   std::printf("  store: %llu snapshots written, %llu dropped; final flush %s in %.1f ms\n",
-              static_cast<unsigned long long>(stats.written), static_cast<unsigned long long>(stats.dropped),
-              flushed ? "done" : "TIMED OUT", flushMs);
+              static_cast<unsigned long long>(stats.written),
+              static_cast<unsigned long long>(stats.dropped), flushed ? "done" : "TIMED OUT",
+              flushMs);
   return 0;
 }

@@ -6,25 +6,24 @@
 
 #include <jobtrack/redis_store.hpp>
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "catch.hpp"
 
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <netinet/in.h>
 #include <optional>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include "catch.hpp"
 
 namespace redis_test {
 
@@ -33,7 +32,8 @@ using namespace std::chrono_literals;
 /// REDIS_URL, or nullopt after printing the skip line. Fails the test when
 /// CI is set: there, a missing Redis is a broken setup, not a reason to skip.
 inline std::optional<std::string> redisUrl() {
-  if (const char* value = std::getenv("REDIS_URL"); value != nullptr && *value != '\0') return std::string(value);
+  if (const char* value = std::getenv("REDIS_URL"); value != nullptr && *value != '\0')
+    return std::string(value);
   const std::string hint = "REDIS_URL is not set; run through scripts/with-redis";
   if (std::getenv("CI") != nullptr) FAIL(hint + " (CI is set, so a missing Redis is a failure)");
   std::cout << "SKIPPED: REDIS tests: " << hint << std::endl;
@@ -127,7 +127,8 @@ inline int freePort() {
 class RedisServer {
  public:
   RedisServer() : port_(freePort()) {
-    dir_ = std::filesystem::temp_directory_path() / ("jobtrack-redis-test-" + jobtrack::detail::randomHex(8));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("jobtrack-redis-test-" + jobtrack::detail::randomHex(8));
     std::filesystem::create_directories(dir_);
     start();
   }
@@ -148,9 +149,9 @@ class RedisServer {
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
-      ::execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port.c_str(), "--save", "",
-               "--appendonly", "no", "--dir", dir.c_str(), "--daemonize", "no", "--logfile", logFile.c_str(),
-               static_cast<char*>(nullptr));
+      ::execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port.c_str(),
+               "--save", "", "--appendonly", "no", "--dir", dir.c_str(), "--daemonize", "no",
+               "--logfile", logFile.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     // Wait (bounded) until it answers: a process start, not a tracker event.
@@ -158,7 +159,9 @@ class RedisServer {
     while (std::chrono::steady_clock::now() < deadline) {
       jobtrack::detail::RedisConnection probe;
       if (probe.connect(jobtrack::detail::parseRedisUrl(url()), 200ms, 200ms)) {
-        if (auto pong = probe.command({"PING"}); pong && jobtrack::detail::replyText(pong.get()) == "PONG") return;
+        if (auto pong = probe.command({"PING"});
+            pong && jobtrack::detail::replyText(pong.get()) == "PONG")
+          return;
       }
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {

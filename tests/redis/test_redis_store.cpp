@@ -7,24 +7,23 @@
 // Without REDIS_URL the tests fail when CI is set and are skipped otherwise
 // (the URL parsing tests need no server; the restart test starts its own).
 
+#include "redis_test_support.hpp"
 #include <jobtrack/jobtrack.hpp>
 #include <jobtrack/redis_store.hpp>
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "catch.hpp"
 
 #include <chrono>
 #include <future>
 #include <latch>
 #include <mutex>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
-
-#include "catch.hpp"
-#include "redis_test_support.hpp"
 
 namespace {
 
@@ -98,9 +97,10 @@ TEST_CASE("Redis URLs are parsed, malformed ones rejected clearly", "[redis][url
   REQUIRE(v6.host == "::1");
   REQUIRE(v6.port == 7000);
 
-  for (const char* bad : {"", "localhost:6379", "http://localhost", "rediss://localhost", "redis://",
-                          "redis://host:", "redis://host:0", "redis://host:65536", "redis://host:12ab",
-                          "redis://host/x", "redis://[::1", "redis://host?db=1", "redis://u:%zz@host"}) {
+  for (const char* bad :
+       {"", "localhost:6379", "http://localhost", "rediss://localhost", "redis://",
+        "redis://host:", "redis://host:0", "redis://host:65536", "redis://host:12ab",
+        "redis://host/x", "redis://[::1", "redis://host?db=1", "redis://u:%zz@host"}) {
     INFO("URL: " << bad);
     REQUIRE_THROWS_AS(parseRedisUrl(bad), std::invalid_argument);
   }
@@ -206,7 +206,8 @@ TEST_CASE("finished jobs expire after finishedTtl, unfinished ones do not", "[re
 
   std::latch gate(1);
   const JobId running = tracker.submit("ttl:running", gatedJob(executor, gate));
-  const JobId done = tracker.submit("ttl:done", [&] { return executor.executeAsync([] { return 42; }); });
+  const JobId done =
+      tracker.submit("ttl:done", [&] { return executor.executeAsync([] { return 42; }); });
   REQUIRE(tracker.wait(done, 30s)->status == JobStatus::Completed);
   REQUIRE(store->flush(30s));
 
@@ -249,7 +250,8 @@ TEST_CASE("garbage in Redis is logged and skipped, never a crash", "[redis]") {
   const JobId badSnapshot = JobId::generate();
   raw({"SET", prefix + ":job:" + to_string(notAHash), "not json at all"});
   raw({"HSET", prefix + ":job:" + to_string(badJson), "data", "{\"jobId\":", "status", "RUNNING"});
-  raw({"HSET", prefix + ":job:" + to_string(badSnapshot), "data", R"({"jobId":"nope","status":"RUNNING"})"});
+  raw({"HSET", prefix + ":job:" + to_string(badSnapshot), "data",
+       R"({"jobId":"nope","status":"RUNNING"})"});
   for (const auto& id : {notAHash, badJson, badSnapshot}) {
     raw({"ZADD", prefix + ":jobs", "99999999999999", to_string(id)});
     raw({"SADD", prefix + ":active", to_string(id)});
@@ -267,11 +269,14 @@ TEST_CASE("garbage in Redis is logged and skipped, never a crash", "[redis]") {
   REQUIRE(log->contains("bad data skipped: " + prefix + ":job:" + to_string(badSnapshot)));
 
   // A garbage event, then a good one: B skips the first and still sees the second.
-  EventLatch next([](const Snapshot& s) { return s.name == "after-garbage" && jobtrack::isTerminal(s.status); });
+  EventLatch next([](const Snapshot& s) {
+    return s.name == "after-garbage" && jobtrack::isTerminal(s.status);
+  });
   auto subscription = b.subscribe([&](const Snapshot& s) { next(s); });
   raw({"PUBLISH", prefix + ":events", "garbage"});
   raw({"PUBLISH", prefix + ":events", R"({"incarnation":"x","snapshot":{"jobId":1}})"});
-  const JobId after = a.submit("after-garbage", [&] { return executor.executeAsync([] { return 2; }); });
+  const JobId after =
+      a.submit("after-garbage", [&] { return executor.executeAsync([] { return 2; }); });
   const auto seen = next.wait(30s);
   REQUIRE(seen);
   REQUIRE(seen->id == after);
@@ -374,13 +379,16 @@ TEST_CASE("an instance stopped mid-job marks its unfinished jobs lost at once", 
   gate.count_down();
 }
 
-TEST_CASE("Redis down and restarted: instances keep working, then resynchronise", "[redis][restart]") {
+TEST_CASE("Redis down and restarted: instances keep working, then resynchronise",
+          "[redis][restart]") {
   redis_test::RedisServer server;  // our own, to stop and start again
   const std::string prefix = redis_test::uniquePrefix();
   jobtrack::AsyncExecutor executor;
   auto log = std::make_shared<redis_test::LogCapture>();
-  auto storeA = std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
-  auto storeB = std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
+  auto storeA =
+      std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
+  auto storeB =
+      std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
   Tracker a(executor, {}, storeA);
   Tracker b(executor, {}, storeB);
   REQUIRE(storeA->waitSubscribed(30s));
@@ -442,7 +450,8 @@ TEST_CASE("saves Redis refuses for a while (out of memory) are retried", "[redis
   const std::string prefix = redis_test::uniquePrefix();
   jobtrack::AsyncExecutor executor;
   auto log = std::make_shared<redis_test::LogCapture>();
-  auto store = std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
+  auto store =
+      std::make_shared<RedisJobStore<>>(redis_test::storeOptions(server.url(), prefix, log));
   Tracker tracker(executor, {}, store);
   redis_test::RawRedis raw(server.url());
   REQUIRE(store->waitSubscribed(30s));
@@ -454,5 +463,6 @@ TEST_CASE("saves Redis refuses for a while (out of memory) are retried", "[redis
   REQUIRE(raw({"EXISTS", prefix + ":job:" + to_string(id)})->integer == 0);
   raw({"CONFIG", "SET", "maxmemory", "0"});
   REQUIRE(store->flush(60s));
-  REQUIRE(raw({"HGET", prefix + ":job:" + to_string(id), "status"})->str == std::string("COMPLETED"));
+  REQUIRE(raw({"HGET", prefix + ":job:" + to_string(id), "status"})->str ==
+          std::string("COMPLETED"));
 }

@@ -9,6 +9,8 @@
 
 #include <jobtrack/jobtrack.hpp>
 
+#include "catch.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,8 +21,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "catch.hpp"
 
 using namespace std::chrono_literals;
 using jobtrack::AsyncExecutor;
@@ -75,22 +75,26 @@ struct NotAnException {
 
 }  // namespace
 
-TEST_CASE("work that throws std and non-std exceptions ends FAILED with its message", "[reliability][faults]") {
+TEST_CASE("work that throws std and non-std exceptions ends FAILED with its message",
+          "[reliability][faults]") {
   AsyncExecutor executor(small());
   JobTracker<int> tracker(executor);
 
-  const JobId stdError = tracker.submit("std", [&] { return executor.executeAsync([]() -> int { throw std::out_of_range("range"); }); });
-  const JobId integer = tracker.submit("int", [&] { return executor.executeAsync([]() -> int { throw 7; }); });
-  const JobId custom = tracker.submit("custom", [&] {
-    return executor.executeAsync([]() -> int { throw NotAnException{3}; });
+  const JobId stdError = tracker.submit("std", [&] {
+    return executor.executeAsync([]() -> int { throw std::out_of_range("range"); });
   });
+  const JobId integer =
+      tracker.submit("int", [&] { return executor.executeAsync([]() -> int { throw 7; }); });
+  const JobId custom = tracker.submit(
+      "custom", [&] { return executor.executeAsync([]() -> int { throw NotAnException{3}; }); });
   const JobId coroutine = tracker.submit("coroutine", [&] {
     return executor.executeAsync([]() -> asio::awaitable<int> {
       throw std::runtime_error("in a coroutine");
       co_return 0;
     });
   });
-  const JobId supplier = tracker.submit("supplier", []() -> jobtrack::Future<int> { throw NotAnException{4}; });
+  const JobId supplier =
+      tracker.submit("supplier", []() -> jobtrack::Future<int> { throw NotAnException{4}; });
   const JobId invalid = tracker.submit("invalid future", [] { return jobtrack::Future<int>{}; });
 
   const std::pair<JobId, std::string> expected[] = {{stdError, "range"},
@@ -114,8 +118,10 @@ TEST_CASE("work that throws std and non-std exceptions ends FAILED with its mess
   CHECK(stats.completed == 1);
 }
 
-TEST_CASE("work that ignores its stop token: the job is CANCELLED at once and shutdown reports the thread",
-          "[reliability][faults][shutdown]") {
+TEST_CASE(
+    "work that ignores its stop token: the job is CANCELLED at once and shutdown reports the "
+    "thread",
+    "[reliability][faults][shutdown]") {
   auto gate = std::make_shared<Gate>();
   auto ended = std::make_shared<Gate>();
   auto started = std::make_shared<Gate>();
@@ -124,12 +130,13 @@ TEST_CASE("work that ignores its stop token: the job is CANCELLED at once and sh
     AsyncExecutor executor(small(100ms));
     JobTracker<int> tracker(executor);
     const JobId id = tracker.submit("stubborn", [&] {
-      return executor.executeAsync([gate, ended, started](std::stop_token) {  // takes the token, never looks
-        started->release();
-        gate->wait();
-        ended->release();
-        return 1;
-      });
+      return executor.executeAsync(
+          [gate, ended, started](std::stop_token) {  // takes the token, never looks
+            started->release();
+            gate->wait();
+            ended->release();
+            return 1;
+          });
     });
     REQUIRE(started->wait());
     CHECK(tracker.cancel(id) == jobtrack::CancelResult::Cancelled);
@@ -179,8 +186,10 @@ TEST_CASE("work that never finishes: shutdown still completes in bounded time an
   gate->release();
 }
 
-TEST_CASE("executor and tracker destroyed with jobs in flight: no crash, no hang, every job accounted for",
-          "[reliability][faults][lifetime]") {
+TEST_CASE(
+    "executor and tracker destroyed with jobs in flight: no crash, no hang, every job accounted "
+    "for",
+    "[reliability][faults][lifetime]") {
   SECTION("tracker first, then executor (the usual order)") {
     auto gate = std::make_shared<Gate>();
     std::atomic<int> callbacks{0};
@@ -199,7 +208,8 @@ TEST_CASE("executor and tracker destroyed with jobs in flight: no crash, no hang
             return 1;
           });
         });
-        const JobId id = tracker.submit("instant", [&] { return executor.executeAsync([] { return 2; }); });
+        const JobId id =
+            tracker.submit("instant", [&] { return executor.executeAsync([] { return 2; }); });
         tracker.asyncWait(id, 10s, [](auto) {});
       }
       subscription.reset();
@@ -224,7 +234,8 @@ TEST_CASE("executor and tracker destroyed with jobs in flight: no crash, no hang
     const auto report = executor->shutdown();
     CHECK(report.abandonedThreads == 0);  // they honoured their stop tokens
     // Work submitted after shutdown is refused, and shows as a FAILED job, never a lost one.
-    const JobId late = tracker.submit("late", [&] { return executor->executeAsync([] { return 0; }); });
+    const JobId late =
+        tracker.submit("late", [&] { return executor->executeAsync([] { return 0; }); });
     executor.reset();
     for (const JobId& id : ids) CHECK(finished(tracker, id).status == JobStatus::Cancelled);
     CHECK(finished(tracker, late).status == JobStatus::Failed);
@@ -234,7 +245,8 @@ TEST_CASE("executor and tracker destroyed with jobs in flight: no crash, no hang
   }
 }
 
-TEST_CASE("a continuation that throws fails the next future with that error", "[reliability][faults][future]") {
+TEST_CASE("a continuation that throws fails the next future with that error",
+          "[reliability][faults][future]") {
   AsyncExecutor executor(small());
   // The error is inspected in a recover stage, on the pool: reading it on this
   // thread while a pool thread drops the last reference is fine, but TSan
@@ -248,7 +260,9 @@ TEST_CASE("a continuation that throws fails the next future with that error", "[
     }
   };
   SECTION("std exception") {
-    auto next = executor.executeAsync([] { return 1; }).then([](int) -> int { throw std::runtime_error("then failed"); });
+    auto next = executor.executeAsync([] { return 1; }).then([](int) -> int {
+      throw std::runtime_error("then failed");
+    });
     CHECK(std::move(next).recover(messageOf).get() == "then failed");
   }
   SECTION("non-std exception, passed through later stages, seen by recover") {
@@ -272,16 +286,19 @@ TEST_CASE("a continuation that throws fails the next future with that error", "[
   SECTION("a throwing continuation of a tracked job makes the job FAILED") {
     JobTracker<int> tracker(executor);
     const JobId id = tracker.submit("chained", [&] {
-      return executor.executeAsync([] { return 1; }).then([](int) -> int { throw std::domain_error("stage 2"); });
+      return executor.executeAsync([] { return 1; }).then([](int) -> int {
+        throw std::domain_error("stage 2");
+      });
     });
     const auto s = finished(tracker, id);
     CHECK(s.status == JobStatus::Failed);
     CHECK(s.error == "stage 2");
   }
   SECTION("a throwing recover handler fails the next future too") {
-    auto next = executor.executeAsync([]() -> int { throw 1; }).recover([](jobtrack::Future<int>) -> int {
-      throw std::runtime_error("recover failed");
-    });
+    auto next =
+        executor.executeAsync([]() -> int { throw 1; }).recover([](jobtrack::Future<int>) -> int {
+          throw std::runtime_error("recover failed");
+        });
     CHECK(std::move(next).recover(messageOf).get() == "recover failed");
   }
 }
@@ -289,7 +306,8 @@ TEST_CASE("a continuation that throws fails the next future with that error", "[
 TEST_CASE("subscribers that throw or block do not stall the tracker; a stalled one stays bounded",
           "[reliability][faults][subscribe]") {
   constexpr int kJobs = 300;
-  constexpr int kReports = 20;  // kJobs * (kReports + 3) events: more than a subscriber queues (4096)
+  constexpr int kReports =
+      20;  // kJobs * (kReports + 3) events: more than a subscriber queues (4096)
   ExecutorOptions options = small();
   options.blockingThreads = 3;  // the blocked subscriber holds one of them while it stalls
   AsyncExecutor executor(options);

@@ -10,35 +10,34 @@
 // generous bound. Times are measured and printed (docs/reliability.md), never
 // asserted.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "app.hpp"
+#include "command_line.hpp"
+
+#include "catch.hpp"
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "app.hpp"
-#include "catch.hpp"
-#include "command_line.hpp"
 
 extern char** environ;
 
@@ -65,7 +64,8 @@ http::Request request(std::string method, std::string path, std::string body = {
 class ServerProcess {
  public:
   explicit ServerProcess(std::vector<std::string> extraArgs) {
-    std::vector<std::string> args = {JOBTRACK_HTTP_SERVER_BINARY, "--host", "127.0.0.1", "--port", "0"};
+    std::vector<std::string> args = {JOBTRACK_HTTP_SERVER_BINARY, "--host", "127.0.0.1", "--port",
+                                     "0"};
     args.insert(args.end(), extraArgs.begin(), extraArgs.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -112,7 +112,8 @@ class ServerProcess {
     std::string line;
     while (line.find('\n') == std::string::npos) {
       pollfd fd{stdout_, POLLIN, 0};
-      if (::poll(&fd, 1, 30'000) != 1) throw std::runtime_error("the server did not print its port in time");
+      if (::poll(&fd, 1, 30'000) != 1)
+        throw std::runtime_error("the server did not print its port in time");
       char buffer[256];
       const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
       if (n <= 0) throw std::runtime_error("the server exited before listening: " + line);
@@ -141,7 +142,8 @@ class Connection {
     }
   }
   ~Connection() { close(); }
-  Connection(Connection&& other) noexcept : fd_(std::exchange(other.fd_, -1)), received_(std::move(other.received_)) {}
+  Connection(Connection&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), received_(std::move(other.received_)) {}
   Connection& operator=(Connection&&) = delete;
 
   void send(const std::string& data) const {
@@ -167,7 +169,8 @@ class Connection {
   bool readUntil(Done&& done, std::chrono::milliseconds bound = 60s) {
     const auto deadline = std::chrono::steady_clock::now() + bound;
     while (!done(received_)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       pollfd p{fd_, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
       char buffer[8192];
@@ -209,7 +212,8 @@ std::size_t completeResponses(const std::string& data) {
     if (headEnd == std::string::npos) return count;
     const auto length = data.find("Content-Length: ", at);
     std::size_t bodySize = 0;
-    if (length != std::string::npos && length < headEnd) bodySize = std::stoul(data.substr(length + 16));
+    if (length != std::string::npos && length < headEnd)
+      bodySize = std::stoul(data.substr(length + 16));
     if (data.size() < headEnd + 4 + bodySize) return count;
     ++count;
     at = headEnd + 4 + bodySize;
@@ -227,10 +231,14 @@ int statusOf(const std::string& response) {
 }
 
 /// One request on a fresh connection (Connection: close), answered in full.
-std::string exchange(int port, const std::string& method, const std::string& target, const std::string& body = {}) {
+std::string exchange(int port, const std::string& method, const std::string& target,
+                     const std::string& body = {}) {
   Connection c(port);
-  std::string head = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (!body.empty()) head += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  std::string head =
+      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!body.empty())
+    head +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   c.send(head + "\r\n" + body);
   REQUIRE(c.readUntil([](const std::string& d) { return completeResponses(d) == 1; }));
   return c.received();
@@ -243,14 +251,18 @@ std::string submitJob(int port, const std::string& name = "x") {
 }
 
 std::string longPoll(const std::string& id, double seconds) {
-  return "GET /api/jobs/" + id + "?wait=" + std::to_string(seconds) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  return "GET /api/jobs/" + id + "?wait=" + std::to_string(seconds) +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 }
 
 std::string eventStream(const std::string& id) {
   return "GET /api/jobs/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 }
 
-bool hasFirstEvent(const std::string& d) { return d.find("data: ") != std::string::npos && d.find("\n\n", d.find("data: ")) != std::string::npos; }
+bool hasFirstEvent(const std::string& d) {
+  return d.find("data: ") != std::string::npos &&
+         d.find("\n\n", d.find("data: ")) != std::string::npos;
+}
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -279,7 +291,8 @@ std::vector<int> concurrentRequests(int port, std::size_t count, const std::stri
         index.push_back(i);
       }
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
     if (ready <= 0) break;
@@ -311,7 +324,8 @@ TEST_CASE("a job named <script> comes back as a JSON string and never appears in
   const std::string pageBefore = app.handle(request("GET", "/")).body;
 
   const std::string hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
-  const http::Response accepted = app.handle(request("POST", "/api/hello", json{{"name", hostile}}.dump()));
+  const http::Response accepted =
+      app.handle(request("POST", "/api/hello", json{{"name", hostile}}.dump()));
   REQUIRE(accepted.status == 202);
   const std::string id = json::parse(accepted.body).at("jobId");
 
@@ -399,8 +413,10 @@ TEST_CASE("the server binds 127.0.0.1 by default and caps body size, list limit 
 
 // ---- hostile clients, over 127.0.0.1 ------------------------------------------------
 
-TEST_CASE("clients that hang up mid event stream or mid long-poll: the server frees their threads and keeps serving",
-          "[reliability][http][network]") {
+TEST_CASE(
+    "clients that hang up mid event stream or mid long-poll: the server frees their threads and "
+    "keeps serving",
+    "[reliability][http][network]") {
   // Four connection threads only, so a thread that was not freed shows.
   ServerProcess server({"--threads", "4", "--time-scale", "1000", "--sse-heartbeat", "0.05"});
   const std::string id = submitJob(server.port());
@@ -442,8 +458,8 @@ TEST_CASE("clients that hang up mid event stream or mid long-poll: the server fr
   }
   const std::string health = exchange(server.port(), "GET", "/healthz");
   CHECK(statusOf(health) == 200);
-  WARN("4 hung-up long-polls (wait=0.5 s) on 4 threads: the next request was answered after " << secondsSince(start)
-       << " s");
+  WARN("4 hung-up long-polls (wait=0.5 s) on 4 threads: the next request was answered after "
+       << secondsSince(start) << " s");
 
   // Nothing leaked: the server holds no more files than at the start, give or
   // take the connections the last exchanges are still closing.
@@ -451,8 +467,10 @@ TEST_CASE("clients that hang up mid event stream or mid long-poll: the server fr
   CHECK(server.alive());
 }
 
-TEST_CASE("slow clients: a stalled request is dropped after cpp-httplib's read timeout and frees its thread",
-          "[reliability][http][network]") {
+TEST_CASE(
+    "slow clients: a stalled request is dropped after cpp-httplib's read timeout and frees its "
+    "thread",
+    "[reliability][http][network]") {
   ServerProcess server({"--threads", "2", "--time-scale", "0.001"});
   // Slowloris: two connections send half a request head and stall, taking both threads.
   std::vector<Connection> stalled;
@@ -469,8 +487,10 @@ TEST_CASE("slow clients: a stalled request is dropped after cpp-httplib's read t
   for (auto& c : stalled) CHECK(c.received().find("HTTP/1.1 2") == std::string::npos);
 }
 
-TEST_CASE("keep-alive: an idle connection is closed after the keep-alive timeout; at most 10000 requests per connection",
-          "[reliability][http][network]") {
+TEST_CASE(
+    "keep-alive: an idle connection is closed after the keep-alive timeout; at most 10000 requests "
+    "per connection",
+    "[reliability][http][network]") {
   ServerProcess server({"--threads", "4", "--time-scale", "0.001"});
   SECTION("idle timeout") {
     Connection c(server.port());
@@ -524,11 +544,14 @@ TEST_CASE("1000 concurrent long-polls are all answered: at most --threads at onc
     for (auto& p : polls) {
       if (!p.readUntil([](const std::string& d) { return completeResponses(d) == 1; })) continue;
       ++answered;
-      if (statusOf(p.received()) == 200 && json::parse(bodyOf(p.received())).at("status") == "CANCELLED") ++sawCancelled;
+      if (statusOf(p.received()) == 200 &&
+          json::parse(bodyOf(p.received())).at("status") == "CANCELLED")
+        ++sawCancelled;
     }
     CHECK(answered == kClients);
     CHECK(sawCancelled == kClients);
-    WARN(kClients << " long-polls on 1024 threads: all answered " << secondsSince(start) << " s after the cancel");
+    WARN(kClients << " long-polls on 1024 threads: all answered " << secondsSince(start)
+                  << " s after the cancel");
   }
   SECTION("with the default 64 threads they queue and are served as threads free up") {
     ServerProcess server({"--time-scale", "1000"});

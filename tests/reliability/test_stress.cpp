@@ -17,6 +17,8 @@
 
 #include <jobtrack/jobtrack.hpp>
 
+#include "catch.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,8 +36,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include "catch.hpp"
 
 using namespace std::chrono_literals;
 using jobtrack::AsyncExecutor;
@@ -55,15 +55,19 @@ constexpr std::size_t kMaxFinished = 64;
 constexpr auto kBound = 60s;  // generous bound on every wait for an event
 
 std::uint32_t baseSeed() {
-  if (const char* text = std::getenv("JOBTRACK_STRESS_SEED")) return static_cast<std::uint32_t>(std::strtoul(text, nullptr, 10));
+  if (const char* text = std::getenv("JOBTRACK_STRESS_SEED"))
+    return static_cast<std::uint32_t>(std::strtoul(text, nullptr, 10));
   return 20261128;
 }
 
 int rank(JobStatus status) {
   switch (status) {
-    case JobStatus::Pending: return 0;
-    case JobStatus::Running: return 1;
-    default: return 2;
+    case JobStatus::Pending:
+      return 0;
+    case JobStatus::Running:
+      return 1;
+    default:
+      return 2;
   }
 }
 
@@ -95,7 +99,8 @@ struct Recorder {
     if (r == job.lastRank && r == 1 && s.progress < job.lastProgress) {
       violations.push_back(to_string(s.id) + ": progress went backwards");
     }
-    if (job.terminalEvents > 0) violations.push_back(to_string(s.id) + ": an event after the terminal one");
+    if (job.terminalEvents > 0)
+      violations.push_back(to_string(s.id) + ": an event after the terminal one");
     job.lastRank = r;
     job.lastProgress = s.progress;
     if (isTerminal(s.status)) {
@@ -172,12 +177,14 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
         const int dice = std::uniform_int_distribution<int>(0, 99)(rng);
         if (dice < 40 || mine.empty()) {
           ++counts["submit"];
-          const auto kind = static_cast<Kind>(std::uniform_int_distribution<int>(0, kKinds - 1)(rng));
+          const auto kind =
+              static_cast<Kind>(std::uniform_int_distribution<int>(0, kKinds - 1)(rng));
           const int value = std::uniform_int_distribution<int>(0, 1000)(rng);
           JobId id;
           switch (kind) {
             case Kind::Value:
-              id = tracker.submit("value", [&, value] { return executor.executeAsync([value] { return value; }); });
+              id = tracker.submit(
+                  "value", [&, value] { return executor.executeAsync([value] { return value; }); });
               break;
             case Kind::Progress:
               id = tracker.submit("progress", [&, value](JobContext ctx) {
@@ -193,10 +200,12 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
               });
               break;
             case Kind::ThrowsOther:
-              id = tracker.submit("throws-other", [&] { return executor.executeAsync([]() -> int { throw 42; }); });
+              id = tracker.submit("throws-other",
+                                  [&] { return executor.executeAsync([]() -> int { throw 42; }); });
               break;
             case Kind::SupplierThrows:
-              id = tracker.submit("supplier-throws", []() -> jobtrack::Future<int> { throw std::logic_error("no"); });
+              id = tracker.submit("supplier-throws",
+                                  []() -> jobtrack::Future<int> { throw std::logic_error("no"); });
               break;
             case Kind::Cooperative:
               // Runs until cancelled or for a few milliseconds, honouring its stop token.
@@ -213,7 +222,8 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
               break;
             case Kind::Coroutine:
               id = tracker.submit("coroutine", [&, value] {
-                return executor.executeAsync([value]() -> asio::awaitable<int> { co_return value; });
+                return executor.executeAsync(
+                    [value]() -> asio::awaitable<int> { co_return value; });
               });
               break;
           }
@@ -242,7 +252,8 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
             const auto everything = tracker.list(std::numeric_limits<std::size_t>::max());
             const auto finished = std::count_if(everything.begin(), everything.end(),
                                                 [](const auto& s) { return isTerminal(s.status); });
-            if (static_cast<std::size_t>(finished) > kMaxFinished + 16) boundViolations.fetch_add(1);
+            if (static_cast<std::size_t>(finished) > kMaxFinished + 16)
+              boundViolations.fetch_add(1);
           }
         } else if (dice < 80) {
           ++counts["cancel"];
@@ -254,21 +265,24 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
           const auto timeout = std::chrono::milliseconds(rng() % 3);
           if (auto s = tracker.wait(job.id, timeout); s && isTerminal(s->status)) {
             // A terminal state never changes afterwards.
-            if (auto again = tracker.get(job.id); again && again->status != s->status) listViolations.fetch_add(1);
+            if (auto again = tracker.get(job.id); again && again->status != s->status)
+              listViolations.fetch_add(1);
           }
         } else if (dice < 95) {
           ++counts["asyncWait"];
           asyncWaitsStarted.fetch_add(1);
-          tracker.asyncWait(pick().id, std::chrono::milliseconds(rng() % 3), [&](std::optional<JobTracker<int>::Snapshot>) {
-            {
-              std::lock_guard lock(asyncMutex);
-              asyncWaitsDone.fetch_add(1);
-            }
-            asyncDone.notify_all();
-          });
+          tracker.asyncWait(pick().id, std::chrono::milliseconds(rng() % 3),
+                            [&](std::optional<JobTracker<int>::Snapshot>) {
+                              {
+                                std::lock_guard lock(asyncMutex);
+                                asyncWaitsDone.fetch_add(1);
+                              }
+                              asyncDone.notify_all();
+                            });
         } else {
           ++counts["subscribe"];
-          transient = tracker.subscribe([&](const auto&) { transientSubscriptionEvents.fetch_add(1); });
+          transient =
+              tracker.subscribe([&](const auto&) { transientSubscriptionEvents.fetch_add(1); });
           transientLeft = std::uniform_int_distribution<int>(1, 20)(rng);
         }
       }
@@ -290,7 +304,8 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
   REQUIRE(throwingRecorder.waitForTerminals(all.size()));
   {
     std::unique_lock lock(asyncMutex);
-    REQUIRE(asyncDone.wait_for(lock, kBound, [&] { return asyncWaitsDone.load() == asyncWaitsStarted.load(); }));
+    REQUIRE(asyncDone.wait_for(lock, kBound,
+                               [&] { return asyncWaitsDone.load() == asyncWaitsStarted.load(); }));
   }
 
   CHECK(listViolations == 0);
@@ -319,7 +334,8 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
     CHECK(throwingRecorder.jobs.at(job.id).terminal == seen.terminal);
     // The terminal state the job's kind implies (any kind may be cancelled first).
     JobStatus expected = JobStatus::Completed;
-    if (job.kind == Kind::ThrowsStd || job.kind == Kind::ThrowsOther || job.kind == Kind::SupplierThrows) {
+    if (job.kind == Kind::ThrowsStd || job.kind == Kind::ThrowsOther ||
+        job.kind == Kind::SupplierThrows) {
       expected = JobStatus::Failed;
     }
     // Only these threads cancel, each its own jobs: a job is CANCELLED exactly
@@ -332,9 +348,9 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
       ++keptByStatus[s->status];
       CHECK(s->status == seen.terminal);
       if (s->status == JobStatus::Failed) {
-        const std::string expectedError = job.kind == Kind::ThrowsStd        ? "boom"
-                                          : job.kind == Kind::ThrowsOther    ? "non-standard exception"
-                                                                             : "no";
+        const std::string expectedError = job.kind == Kind::ThrowsStd     ? "boom"
+                                          : job.kind == Kind::ThrowsOther ? "non-standard exception"
+                                                                          : "no";
         CHECK(s->error == expectedError);
       }
     } else {
@@ -362,9 +378,9 @@ TEST_CASE("a seeded random mix of operations from several threads keeps every in
   const auto report = executor.shutdown();
   CHECK(report.abandonedThreads == 0);
   const auto executorStats = executor.stats();
-  CHECK(executorStats.submitted ==
-        executorStats.queued + executorStats.running + executorStats.completed + executorStats.failed +
-            executorStats.cancelled);
+  CHECK(executorStats.submitted == executorStats.queued + executorStats.running +
+                                       executorStats.completed + executorStats.failed +
+                                       executorStats.cancelled);
   CHECK(executorStats.queued == 0);
   CHECK(executorStats.running == 0);
 }

@@ -1,8 +1,8 @@
 #include "app.hpp"
 
-#include <limits>
-
 #include "hello_controller.hpp"
+
+#include <limits>
 
 namespace jobtrack::examples::http {
 
@@ -10,7 +10,8 @@ App::App(AppOptions options)
     : executor_(options.executor),
       tracker_(executor_, options.tracker, options.store),
       hello_(executor_, tracker_, options.timeScale) {
-  addController(std::make_unique<SystemController>(executor_, tracker_, httpMetrics_, shutdown_.get_token()));
+  addController(
+      std::make_unique<SystemController>(executor_, tracker_, httpMetrics_, shutdown_.get_token()));
   addController(std::make_unique<HelloController>(hello_, options.bodyLimits));
   addController(std::make_unique<JobsController>(tracker_, options.jobsApi, shutdown_.get_token()));
 }
@@ -33,7 +34,8 @@ void App::beginShutdown() {
     ListFilter filter;
     filter.status = status;
     filter.localOnly = true;  // with a shared store, other instances' jobs are theirs to keep
-    for (const auto& job : tracker_.list(std::numeric_limits<std::size_t>::max(), filter)) tracker_.cancel(job.id);
+    for (const auto& job : tracker_.list(std::numeric_limits<std::size_t>::max(), filter))
+      tracker_.cancel(job.id);
   }
 }
 

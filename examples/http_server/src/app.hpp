@@ -7,27 +7,26 @@
 /// (A fuzzer should use a small `timeScale` and `jobsApi.maxWait`, so that
 /// jobs and long-polls end quickly.)
 
-#include <memory>
-#include <stop_token>
-#include <vector>
-
-#include <jobtrack/jobtrack.hpp>
-
 #include "controller.hpp"
 #include "hello_service.hpp"
 #include "jobs_controller.hpp"
 #include "router.hpp"
 #include "system_controller.hpp"
+#include <jobtrack/jobtrack.hpp>
+
+#include <memory>
+#include <stop_token>
+#include <vector>
 
 namespace jobtrack::examples::http {
 
 /// Everything configurable about the service.
 struct AppOptions {
-  double timeScale = 1.0;       ///< multiplies every simulated job duration
-  ExecutorOptions executor{};   ///< the job executor's pools
-  TrackerOptions tracker{};     ///< job retention
-  JobsApiOptions jobsApi{};     ///< limits, long-poll cap, SSE heartbeat
-  BodyLimits bodyLimits{};      ///< request body cap (64 KiB)
+  double timeScale = 1.0;      ///< multiplies every simulated job duration
+  ExecutorOptions executor{};  ///< the job executor's pools
+  TrackerOptions tracker{};    ///< job retention
+  JobsApiOptions jobsApi{};    ///< limits, long-poll cap, SSE heartbeat
+  BodyLimits bodyLimits{};     ///< request body cap (64 KiB)
   /// A shared job store (e.g. RedisJobStore, --redis-url); none keeps jobs in memory.
   std::shared_ptr<JobStore<nlohmann::json>> store;
 };

@@ -3,14 +3,14 @@
 /// @file
 /// Command-line options of jobtrack_http_server.
 
+#include "app.hpp"
+#include "httplib_adapter.hpp"
+
 #include <chrono>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include "app.hpp"
-#include "httplib_adapter.hpp"
 
 namespace jobtrack::examples::http {
 
@@ -19,9 +19,10 @@ struct CommandLine {
   AppOptions app;
   ServerOptions server;
   std::optional<std::string> chromaUrl;  ///< --chroma-url: adds the /api/chromadb routes
-  std::optional<std::string> redisUrl;   ///< --redis-url: share jobs with other instances through Redis
-  std::string instanceId;                ///< --instance-id (default: a random one)
-  std::chrono::seconds leaseTtl{10};     ///< --lease-seconds
+  std::optional<std::string>
+      redisUrl;            ///< --redis-url: share jobs with other instances through Redis
+  std::string instanceId;  ///< --instance-id (default: a random one)
+  std::chrono::seconds leaseTtl{10};  ///< --lease-seconds
   bool help = false;
 };
 
@@ -29,6 +30,7 @@ struct CommandLine {
 [[nodiscard]] std::string usage(const std::string& program);
 
 /// Parses arguments (without the program name): the options, or an error message.
-[[nodiscard]] std::variant<CommandLine, std::string> parseCommandLine(const std::vector<std::string>& args);
+[[nodiscard]] std::variant<CommandLine, std::string> parseCommandLine(
+    const std::vector<std::string>& args);
 
 }  // namespace jobtrack::examples::http

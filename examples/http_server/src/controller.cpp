@@ -25,7 +25,8 @@ std::string lower(std::string_view text) {
 bool isJsonContentType(std::string_view contentType) {
   const auto semicolon = contentType.find(';');
   if (lower(trim(contentType.substr(0, semicolon))) != "application/json") return false;
-  std::string_view params = semicolon == std::string_view::npos ? std::string_view{} : contentType.substr(semicolon + 1);
+  std::string_view params =
+      semicolon == std::string_view::npos ? std::string_view{} : contentType.substr(semicolon + 1);
   while (!params.empty()) {
     const auto next = params.find(';');
     const std::string_view param = trim(params.substr(0, next));
@@ -34,21 +35,26 @@ bool isJsonContentType(std::string_view contentType) {
     if (equals == std::string_view::npos) continue;
     if (lower(trim(param.substr(0, equals))) != "charset") continue;
     std::string_view value = trim(param.substr(equals + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-    if (const std::string charset = lower(value); charset != "utf-8" && charset != "utf8") return false;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    if (const std::string charset = lower(value); charset != "utf-8" && charset != "utf8")
+      return false;
   }
   return true;
 }
 
 JsonBody readJsonBody(const Request& request, const BodyLimits& limits, bool allowEmpty) {
   if (request.body.size() > limits.maxBytes) {
-    return {std::nullopt, problem(413, "The request body is " + std::to_string(request.body.size()) +
-                                           " bytes; at most " + std::to_string(limits.maxBytes) + " are accepted.")};
+    return {
+        std::nullopt,
+        problem(413, "The request body is " + std::to_string(request.body.size()) +
+                         " bytes; at most " + std::to_string(limits.maxBytes) + " are accepted.")};
   }
   if (allowEmpty && request.body.empty()) return {nlohmann::json::object(), std::nullopt};
   const auto contentType = request.header("Content-Type");
   if (!contentType) {
-    return {std::nullopt, problem(415, "The request has no Content-Type; send 'application/json'.")};
+    return {std::nullopt,
+            problem(415, "The request has no Content-Type; send 'application/json'.")};
   }
   if (!isJsonContentType(*contentType)) {
     return {std::nullopt, problem(415, "The Content-Type '" + *contentType +
@@ -61,10 +67,12 @@ JsonBody readJsonBody(const Request& request, const BodyLimits& limits, bool all
   try {
     value = nlohmann::json::parse(request.body);
   } catch (const nlohmann::json::parse_error& e) {
-    return {std::nullopt, problem(400, std::string("The request body is not valid JSON: ") + e.what())};
+    return {std::nullopt,
+            problem(400, std::string("The request body is not valid JSON: ") + e.what())};
   }
   if (!value.is_object()) {
-    return {std::nullopt, problem(400, std::string("The request body must be a JSON object, not ") + value.type_name() + ".")};
+    return {std::nullopt, problem(400, std::string("The request body must be a JSON object, not ") +
+                                           value.type_name() + ".")};
   }
   return {std::move(value), std::nullopt};
 }

@@ -3,15 +3,15 @@
 /// @file
 /// Controllers group related routes; the App registers each on its Router.
 
+#include "http_types.hpp"
+#include "router.hpp"
+
+#include <nlohmann/json.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
-
-#include "http_types.hpp"
-#include "router.hpp"
 
 namespace jobtrack::examples::http {
 
@@ -38,7 +38,8 @@ struct JsonBody {
 /// Checks size and Content-Type (`application/json`, optional
 /// `charset=utf-8`) and parses the body. With `allowEmpty`, an empty body
 /// with any Content-Type gives an empty object.
-[[nodiscard]] JsonBody readJsonBody(const Request& request, const BodyLimits& limits, bool allowEmpty = false);
+[[nodiscard]] JsonBody readJsonBody(const Request& request, const BodyLimits& limits,
+                                    bool allowEmpty = false);
 
 /// True when `contentType` is application/json with no charset or UTF-8.
 [[nodiscard]] bool isJsonContentType(std::string_view contentType);

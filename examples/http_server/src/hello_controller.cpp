@@ -14,7 +14,8 @@ std::size_t codePoints(const std::string& text) {
 }
 
 bool isBlank(const std::string& text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
 }
 
 }  // namespace
@@ -25,14 +26,16 @@ NameOrProblem validateName(const nlohmann::json& body) {
     return {std::nullopt, problem(400, "The field 'name' is required, e.g. {\"name\": \"john\"}.")};
   }
   if (!it->is_string()) {
-    return {std::nullopt, problem(400, std::string("The field 'name' must be a string, not ") + it->type_name() + ".")};
+    return {std::nullopt, problem(400, std::string("The field 'name' must be a string, not ") +
+                                           it->type_name() + ".")};
   }
   const auto& name = it->get_ref<const std::string&>();
   if (name.empty() || isBlank(name)) {
     return {std::nullopt, problem(400, "The field 'name' must not be empty.")};
   }
   if (const std::size_t length = codePoints(name); length > kMaxNameLength) {
-    return {std::nullopt, problem(400, "The field 'name' is " + std::to_string(length) + " characters long; at most " +
+    return {std::nullopt, problem(400, "The field 'name' is " + std::to_string(length) +
+                                           " characters long; at most " +
                                            std::to_string(kMaxNameLength) + " are allowed.")};
   }
   return {name, std::nullopt};
@@ -40,13 +43,15 @@ NameOrProblem validateName(const nlohmann::json& body) {
 
 Response acceptedResponse(const JobId& id) {
   const std::string jobId = to_string(id);
-  Response response = jsonResponse(202, {{"jobId", jobId}, {"status", std::string(toString(JobStatus::Pending))}});
+  Response response =
+      jsonResponse(202, {{"jobId", jobId}, {"status", std::string(toString(JobStatus::Pending))}});
   response.setHeader("Location", "/api/jobs/" + jobId);
   response.setHeader("Retry-After", "1");
   return response;
 }
 
-HelloController::HelloController(HelloService& service, BodyLimits limits) : service_(service), limits_(limits) {}
+HelloController::HelloController(HelloService& service, BodyLimits limits)
+    : service_(service), limits_(limits) {}
 
 void HelloController::registerRoutes(Router& router) {
   router.add("POST", "/api/hello", [this](const Request& r) { return postHello(r); });
@@ -64,11 +69,13 @@ Response HelloController::startNamed(const Request& request, Start&& start) {
 }
 
 Response HelloController::postHello(const Request& request) {
-  return startNamed(request, [this](const std::string& name) { return service_.startHelloJob(name); });
+  return startNamed(request,
+                    [this](const std::string& name) { return service_.startHelloJob(name); });
 }
 
 Response HelloController::postCompose(const Request& request) {
-  return startNamed(request, [this](const std::string& name) { return service_.startComposeHelloJob(name); });
+  return startNamed(
+      request, [this](const std::string& name) { return service_.startComposeHelloJob(name); });
 }
 
 Response HelloController::postRace(const Request& request) {

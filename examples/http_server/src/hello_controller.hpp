@@ -4,11 +4,11 @@
 /// POST /api/hello, /api/hello/compose, /api/hello/race: start a job, answer
 /// 202 Accepted with its id, `Location` and `Retry-After`.
 
-#include <optional>
-#include <string>
-
 #include "controller.hpp"
 #include "hello_service.hpp"
+
+#include <optional>
+#include <string>
 
 namespace jobtrack::examples::http {
 

@@ -5,6 +5,8 @@
 /// so the whole service can be driven without sockets (tests, fuzzers); the
 /// cpp-httplib adapter (httplib_adapter.hpp) converts at the edge.
 
+#include <nlohmann/json.hpp>
+
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -13,8 +15,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace jobtrack::examples::http {
 
@@ -32,9 +32,9 @@ using QueryParams = std::multimap<std::string, std::string>;
 
 /// An HTTP request, already parsed by the transport.
 struct Request {
-  std::string method;        ///< "GET", "POST", ...
-  std::string path;          ///< decoded path, without the query
-  QueryParams query;         ///< decoded query parameters
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;    ///< decoded path, without the query
+  QueryParams query;   ///< decoded query parameters
   Headers headers;
   std::string body;
   std::map<std::string, std::string> pathParams;  ///< filled by the router, e.g. {"id": "..."}
@@ -71,7 +71,8 @@ struct Response {
 
 /// An RFC 9457 problem document (`application/problem+json`):
 /// {"type", "title", "status", "detail"} plus optional extension members.
-[[nodiscard]] Response problem(int status, std::string detail, nlohmann::json extensions = nlohmann::json::object());
+[[nodiscard]] Response problem(int status, std::string detail,
+                               nlohmann::json extensions = nlohmann::json::object());
 
 /// Media type of problem responses.
 inline constexpr std::string_view kProblemJson = "application/problem+json";

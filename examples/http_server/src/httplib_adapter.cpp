@@ -1,8 +1,8 @@
 #include "httplib_adapter.hpp"
 
-#include <sys/socket.h>
-
 #include <httplib.h>
+
+#include <sys/socket.h>
 
 namespace jobtrack::examples::http {
 
@@ -50,8 +50,11 @@ void toHttplib(Response response, httplib::Response& out) {
   for (const auto& [name, value] : response.headers) out.set_header(name, value);
   if (response.stream) {
     out.set_chunked_content_provider(
-        response.contentType, [stream = std::move(response.stream)](std::size_t, httplib::DataSink& sink) {
-          stream([&sink](std::string_view piece) { return sink.is_writable() && sink.write(piece.data(), piece.size()); });
+        response.contentType,
+        [stream = std::move(response.stream)](std::size_t, httplib::DataSink& sink) {
+          stream([&sink](std::string_view piece) {
+            return sink.is_writable() && sink.write(piece.data(), piece.size());
+          });
           sink.done();
           return true;
         });
@@ -76,17 +79,20 @@ HttpServer::HttpServer(App& app, ServerOptions options)
   const auto serve = [this](const httplib::Request& request, httplib::Response& response) {
     toHttplib(app_.handle(fromHttplib(request)), response);
   };
-  server.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
-    if (request.path.size() > kMaxPathLength) {
-      toHttplib(problem(414, "The path is longer than " + std::to_string(kMaxPathLength) + " characters."), response);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (hasNoBody(request)) {
-      toHttplib(app_.handle(fromHttplib(request)), response);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
+  server.set_pre_routing_handler(
+      [this](const httplib::Request& request, httplib::Response& response) {
+        if (request.path.size() > kMaxPathLength) {
+          toHttplib(problem(414, "The path is longer than " + std::to_string(kMaxPathLength) +
+                                     " characters."),
+                    response);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        if (hasNoBody(request)) {
+          toHttplib(app_.handle(fromHttplib(request)), response);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
   // Every path reaches the App's router, which owns 404 and 405.
   const std::string any = "[\\s\\S]*";
   server.Get(any, serve);
@@ -103,25 +109,36 @@ HttpServer::HttpServer(App& app, ServerOptions options)
         if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string detail;
         switch (response.status) {
-          case 413: detail = "The request body is too large."; break;
-          case 414: detail = "The request URI is too long."; break;
-          case 404: detail = "There is no such resource."; break;
-          case 400: detail = "The request could not be parsed (request line, headers or body framing)."; break;
-          default: detail = "The request could not be processed."; break;
+          case 413:
+            detail = "The request body is too large.";
+            break;
+          case 414:
+            detail = "The request URI is too long.";
+            break;
+          case 404:
+            detail = "There is no such resource.";
+            break;
+          case 400:
+            detail = "The request could not be parsed (request line, headers or body framing).";
+            break;
+          default:
+            detail = "The request could not be processed.";
+            break;
         }
         toHttplib(problem(response.status, detail), response);
         return httplib::Server::HandlerResponse::Handled;
       }));
-  server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
-    std::string what = "unknown error";
-    try {
-      if (error) std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    toHttplib(problem(500, "The server failed to handle the request: " + what), response);
-  });
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
+        std::string what = "unknown error";
+        try {
+          if (error) std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        toHttplib(problem(500, "The server failed to handle the request: " + what), response);
+      });
   server.set_logger([this](const httplib::Request&, const httplib::Response& response) {
     app_.httpMetrics().record(response.status);
   });

@@ -6,12 +6,12 @@
 /// for its whole duration, so `threads` caps how many of them can be open at
 /// once (further connections wait in the queue).
 
+#include "app.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
-
-#include "app.hpp"
 
 namespace httplib {
 class Server;
@@ -26,8 +26,8 @@ class HttplibServer;
 /// Transport settings.
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;             ///< 0 picks a free port
-  std::size_t threads = 64;    ///< connection threads (long-polls and streams each hold one)
+  int port = 8080;           ///< 0 picks a free port
+  std::size_t threads = 64;  ///< connection threads (long-polls and streams each hold one)
   std::size_t maxBodyBytes = 64 * 1024;
   std::size_t keepAliveMaxRequests = 10'000;
   /// A client silent this long while sending a request, or not reading an

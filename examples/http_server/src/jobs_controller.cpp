@@ -26,14 +26,18 @@ nlohmann::json toJson(const JobsController::Snapshot& snapshot) {
 /// Orders snapshots of one job: later statuses, then more progress.
 int statusRank(JobStatus status) {
   switch (status) {
-    case JobStatus::Pending: return 0;
-    case JobStatus::Running: return 1;
-    default: return 2;
+    case JobStatus::Pending:
+      return 0;
+    case JobStatus::Running:
+      return 1;
+    default:
+      return 2;
   }
 }
 
 bool isNewer(const JobsController::Snapshot& candidate, const JobsController::Snapshot& last) {
-  if (statusRank(candidate.status) != statusRank(last.status)) return statusRank(candidate.status) > statusRank(last.status);
+  if (statusRank(candidate.status) != statusRank(last.status))
+    return statusRank(candidate.status) > statusRank(last.status);
   if (candidate.progress != last.progress) return candidate.progress > last.progress;
   return candidate.message != last.message;
 }
@@ -54,33 +58,43 @@ ParamOrProblem<std::size_t> parseLimit(const Request& request, const JobsApiOpti
   const auto [ptr, ec] = std::from_chars(text->data(), end, value);
   if (text->empty() || ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
       (ec == std::errc() && value == 0)) {
-    return {std::nullopt, problem(400, "The query parameter 'limit' must be a positive integer (at most " +
-                                           std::to_string(options.maxLimit) + " are returned), not '" + *text + "'.")};
+    return {std::nullopt,
+            problem(400, "The query parameter 'limit' must be a positive integer (at most " +
+                             std::to_string(options.maxLimit) + " are returned), not '" + *text +
+                             "'.")};
   }
   if (ec == std::errc::result_out_of_range) value = options.maxLimit;
   return {std::min(value, options.maxLimit), std::nullopt};
 }
 
-ParamOrProblem<std::chrono::milliseconds> parseWait(const Request& request, const JobsApiOptions& options) {
+ParamOrProblem<std::chrono::milliseconds> parseWait(const Request& request,
+                                                    const JobsApiOptions& options) {
   const auto text = request.queryParam("wait");
   if (!text) return {std::chrono::milliseconds(0), std::nullopt};
   double seconds = 0;
   const char* end = text->data() + text->size();
   const auto [ptr, ec] = std::from_chars(text->data(), end, seconds, std::chars_format::fixed);
   if (text->empty() || ptr != end || ec != std::errc() || !std::isfinite(seconds) || seconds < 0) {
-    return {std::nullopt, problem(400, "The query parameter 'wait' must be a number of seconds between 0 and " +
-                                           std::to_string(options.maxWait.count() / 1000) + ", not '" + *text + "'.")};
+    return {std::nullopt,
+            problem(400, "The query parameter 'wait' must be a number of seconds between 0 and " +
+                             std::to_string(options.maxWait.count() / 1000) + ", not '" + *text +
+                             "'.")};
   }
   const double cappedMs = std::min(seconds * 1000.0, static_cast<double>(options.maxWait.count()));
-  return {std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(cappedMs)), std::nullopt};
+  return {std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(cappedMs)),
+          std::nullopt};
 }
 
 ParamOrProblem<std::optional<JobStatus>> parseStatus(const Request& request) {
   const auto text = request.queryParam("status");
   if (!text) return {std::optional<JobStatus>{}, std::nullopt};
-  if (auto status = parseJobStatus(upper(*text))) return {std::optional<JobStatus>{*status}, std::nullopt};
-  return {std::nullopt, problem(400, "The query parameter 'status' must be one of PENDING, RUNNING, COMPLETED, "
-                                     "FAILED, CANCELLED, not '" + *text + "'.")};
+  if (auto status = parseJobStatus(upper(*text)))
+    return {std::optional<JobStatus>{*status}, std::nullopt};
+  return {std::nullopt,
+          problem(400,
+                  "The query parameter 'status' must be one of PENDING, RUNNING, COMPLETED, "
+                  "FAILED, CANCELLED, not '" +
+                      *text + "'.")};
 }
 
 ParamOrProblem<JobId> parseJobId(const Request& request) {
@@ -93,8 +107,9 @@ ParamOrProblem<JobId> parseJobId(const Request& request) {
 }
 
 std::string formatEvent(std::uint64_t eventId, const nlohmann::json& snapshot) {
-  return "id: " + std::to_string(eventId) + "\ndata: " +
-         snapshot.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+  return "id: " + std::to_string(eventId) +
+         "\ndata: " + snapshot.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n\n";
 }
 
 JobsController::JobsController(Tracker& tracker, JobsApiOptions options, std::stop_token shutdown)
@@ -117,7 +132,8 @@ Response JobsController::list(const Request& request) const {
   if (auto prefix = request.queryParam("name")) filter.namePrefix = *prefix;
 
   nlohmann::json jobs = nlohmann::json::array();
-  for (const Snapshot& snapshot : tracker_.list(*limit.value, filter)) jobs.push_back(toJson(snapshot));
+  for (const Snapshot& snapshot : tracker_.list(*limit.value, filter))
+    jobs.push_back(toJson(snapshot));
   return jsonResponse(200, {{"jobs", std::move(jobs)}, {"limit", *limit.value}});
 }
 
@@ -145,9 +161,11 @@ Response JobsController::cancel(const Request& request) {
       return problem(404, "There is no job with id '" + text + "'.");
     case CancelResult::AlreadyFinished: {
       const auto snapshot = tracker_.get(*id.value);
-      const std::string status = snapshot ? std::string(toString(snapshot->status)) : std::string("finished");
-      return problem(409, "Job '" + text + "' has already finished (" + status + "); it cannot be cancelled.",
-                     {{"jobId", text}, {"jobStatus", status}});
+      const std::string status =
+          snapshot ? std::string(toString(snapshot->status)) : std::string("finished");
+      return problem(
+          409, "Job '" + text + "' has already finished (" + status + "); it cannot be cancelled.",
+          {{"jobId", text}, {"jobStatus", status}});
     }
     case CancelResult::Cancelled:
       break;
@@ -163,12 +181,15 @@ Response JobsController::cancel(const Request& request) {
 Response JobsController::events(const Request& request) const {
   auto id = parseJobId(request);
   if (id.error) return std::move(*id.error);
-  if (!tracker_.get(*id.value)) return problem(404, "There is no job with id '" + to_string(*id.value) + "'.");
+  if (!tracker_.get(*id.value))
+    return problem(404, "There is no job with id '" + to_string(*id.value) + "'.");
   Response response;
   response.status = 200;
   response.contentType = "text/event-stream";
   response.setHeader("Cache-Control", "no-cache");
-  response.stream = [this, jobId = *id.value](const StreamWriter& write) { streamEvents(jobId, write); };
+  response.stream = [this, jobId = *id.value](const StreamWriter& write) {
+    streamEvents(jobId, write);
+  };
   return response;
 }
 
@@ -198,8 +219,8 @@ void JobsController::streamEvents(const JobId& id, const StreamWriter& write) co
     std::deque<Snapshot> batch;
     {
       std::unique_lock lock(inbox->mutex);
-      const bool changed =
-          inbox->changed.wait_for(lock, shutdown_, options_.sseHeartbeat, [&] { return !inbox->snapshots.empty(); });
+      const bool changed = inbox->changed.wait_for(lock, shutdown_, options_.sseHeartbeat,
+                                                   [&] { return !inbox->snapshots.empty(); });
       if (shutdown_.stop_requested()) return;
       if (!changed) {
         lock.unlock();

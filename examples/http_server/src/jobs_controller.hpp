@@ -4,23 +4,22 @@
 /// /api/jobs: list, inspect (with long-polling), cancel, and follow jobs as
 /// server-sent events.
 
+#include "controller.hpp"
+#include <jobtrack/jobtrack.hpp>
+
 #include <chrono>
 #include <optional>
 #include <stop_token>
 #include <string>
 
-#include <jobtrack/jobtrack.hpp>
-
-#include "controller.hpp"
-
 namespace jobtrack::examples::http {
 
 /// Knobs of the jobs API.
 struct JobsApiOptions {
-  std::size_t defaultLimit = 20;                       ///< GET /api/jobs without `limit`
-  std::size_t maxLimit = 100;                          ///< larger `limit`s are capped to this
-  std::chrono::milliseconds maxWait{30'000};           ///< larger `wait`s are capped to this
-  std::chrono::milliseconds sseHeartbeat{15'000};      ///< comment line sent on an idle event stream
+  std::size_t defaultLimit = 20;                   ///< GET /api/jobs without `limit`
+  std::size_t maxLimit = 100;                      ///< larger `limit`s are capped to this
+  std::chrono::milliseconds maxWait{30'000};       ///< larger `wait`s are capped to this
+  std::chrono::milliseconds sseHeartbeat{15'000};  ///< comment line sent on an idle event stream
 };
 
 /// The outcome of parsing a query parameter: the value, or a 400 problem.
@@ -31,9 +30,11 @@ struct ParamOrProblem {
 };
 
 /// `limit`: a positive integer, defaulted and capped by `options`.
-[[nodiscard]] ParamOrProblem<std::size_t> parseLimit(const Request& request, const JobsApiOptions& options);
+[[nodiscard]] ParamOrProblem<std::size_t> parseLimit(const Request& request,
+                                                     const JobsApiOptions& options);
 /// `wait`: seconds (decimals allowed, >= 0), capped to `options.maxWait`; 0 when absent.
-[[nodiscard]] ParamOrProblem<std::chrono::milliseconds> parseWait(const Request& request, const JobsApiOptions& options);
+[[nodiscard]] ParamOrProblem<std::chrono::milliseconds> parseWait(const Request& request,
+                                                                  const JobsApiOptions& options);
 /// `status`: one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED (any case); nullopt when absent.
 [[nodiscard]] ParamOrProblem<std::optional<JobStatus>> parseStatus(const Request& request);
 /// The `{id}` path parameter as a JobId, or 400.

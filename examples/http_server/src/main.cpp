@@ -2,16 +2,15 @@
 /// jobtrack_http_server: the hello jobs behind a small REST API, a dashboard,
 /// server-sent events and Prometheus metrics. See docs/http.md.
 
-#include <pthread.h>
+#include "app.hpp"
+#include "chromadb_controller.hpp"
 
 #include <condition_variable>
 #include <csignal>
 #include <iostream>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
-
-#include "app.hpp"
-#include "chromadb_controller.hpp"
 #if JOBTRACK_HTTP_WITH_REDIS
 #include <jobtrack/redis_store.hpp>
 #endif
@@ -22,7 +21,8 @@ namespace http = jobtrack::examples::http;
 
 int main(int argc, char** argv) {
   const std::string program = argc > 0 ? argv[0] : "jobtrack_http_server";
-  auto parsed = http::parseCommandLine(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
+  auto parsed =
+      http::parseCommandLine(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
   if (auto* error = std::get_if<std::string>(&parsed)) {
     std::cerr << program << ": " << *error << "\n" << http::usage(program);
     return 2;
@@ -58,18 +58,21 @@ int main(int argc, char** argv) {
       jobtrack::examples::chroma::ChromaServiceOptions chroma;
       chroma.client.baseUrl = *options.chromaUrl;
       app.addController(std::make_unique<jobtrack::examples::chroma::ChromaDbController>(
-          std::make_shared<jobtrack::examples::chroma::ChromaDbService>(app.executor(), app.tracker(), chroma),
+          std::make_shared<jobtrack::examples::chroma::ChromaDbService>(app.executor(),
+                                                                        app.tracker(), chroma),
           options.app.bodyLimits));
     }
     http::HttpServer server(app, options.server);
     const int port = server.bind();
     if (port < 0) {
-      std::cerr << program << ": cannot listen on " << options.server.host << ":" << options.server.port << "\n";
+      std::cerr << program << ": cannot listen on " << options.server.host << ":"
+                << options.server.port << "\n";
       return 1;
     }
     const bool ipv6 = options.server.host.find(':') != std::string::npos;
-    std::cout << "listening on http://" << (ipv6 ? "[" : "") << options.server.host << (ipv6 ? "]" : "") << ":"
-              << port << std::endl;  // flushed: tests read the port from this line
+    std::cout << "listening on http://" << (ipv6 ? "[" : "") << options.server.host
+              << (ipv6 ? "]" : "") << ":" << port
+              << std::endl;  // flushed: tests read the port from this line
 
     std::mutex mutex;
     std::condition_variable served;

@@ -7,8 +7,8 @@
 namespace jobtrack::examples::http {
 
 bool isKnownMethod(std::string_view method) noexcept {
-  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",    "PUT", "PATCH",
-                                                  "DELETE",  "OPTIONS", "CONNECT", "TRACE"};
+  static constexpr std::string_view kMethods[] = {"GET",    "HEAD",    "POST",    "PUT",  "PATCH",
+                                                  "DELETE", "OPTIONS", "CONNECT", "TRACE"};
   return std::find(std::begin(kMethods), std::end(kMethods), method) != std::end(kMethods);
 }
 
@@ -77,8 +77,8 @@ Response Router::handle(Request request) const {
       response.setHeader("Allow", allow);
       return response;
     }
-    Response response =
-        problem(405, "The method " + request.method + " is not allowed on '" + request.path + "'; use " + allow + ".");
+    Response response = problem(405, "The method " + request.method + " is not allowed on '" +
+                                         request.path + "'; use " + allow + ".");
     response.setHeader("Allow", allow);
     return response;
   } catch (const std::exception& e) {

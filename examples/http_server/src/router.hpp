@@ -5,13 +5,13 @@
 /// unknown path, 405 with `Allow` for a known path and a wrong method, and
 /// every handler failure turned into a problem response (never a crash).
 
+#include "http_types.hpp"
+
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "http_types.hpp"
 
 namespace jobtrack::examples::http {
 

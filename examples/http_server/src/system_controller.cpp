@@ -1,8 +1,8 @@
 #include "system_controller.hpp"
 
-#include <sstream>
-
 #include "dashboard_html.hpp"
+
+#include <sstream>
 
 namespace jobtrack::examples::http {
 
@@ -18,7 +18,10 @@ std::map<int, std::uint64_t> HttpMetrics::byStatus() const {
 
 SystemController::SystemController(AsyncExecutor& executor, Tracker& tracker, HttpMetrics& metrics,
                                    std::stop_token shutdown)
-    : executor_(executor), tracker_(tracker), httpMetrics_(metrics), shutdown_(std::move(shutdown)) {}
+    : executor_(executor),
+      tracker_(tracker),
+      httpMetrics_(metrics),
+      shutdown_(std::move(shutdown)) {}
 
 void SystemController::registerRoutes(Router& router) {
   router.add("GET", "/", [this](const Request& r) { return dashboard(r); });
@@ -33,7 +36,8 @@ Response SystemController::dashboard(const Request&) const {
   response.setHeader("Cache-Control", "no-cache");
   // The page loads nothing from elsewhere; say so to the browser.
   response.setHeader("Content-Security-Policy",
-                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                     "connect-src 'self'; "
                      "form-action 'none'; base-uri 'none'; frame-ancestors 'none'");
   response.setHeader("X-Content-Type-Options", "nosniff");
   return response;
@@ -55,22 +59,28 @@ Response SystemController::metrics(const Request&) const {
                                                         {JobStatus::Completed, jobs.completed},
                                                         {JobStatus::Failed, jobs.failed},
                                                         {JobStatus::Cancelled, jobs.cancelled}};
-  for (const auto& [status, count] : byStatus) out << "jobtrack_jobs{status=\"" << toString(status) << "\"} " << count << '\n';
+  for (const auto& [status, count] : byStatus)
+    out << "jobtrack_jobs{status=\"" << toString(status) << "\"} " << count << '\n';
   out << "# HELP jobtrack_jobs_submitted_total Jobs submitted since start.\n"
          "# TYPE jobtrack_jobs_submitted_total counter\n"
-         "jobtrack_jobs_submitted_total " << jobs.submitted << '\n'
+         "jobtrack_jobs_submitted_total "
+      << jobs.submitted << '\n'
       << "# HELP jobtrack_jobs_evicted_total Finished jobs forgotten (TTL or capacity).\n"
          "# TYPE jobtrack_jobs_evicted_total counter\n"
-         "jobtrack_jobs_evicted_total " << jobs.evicted << '\n'
+         "jobtrack_jobs_evicted_total "
+      << jobs.evicted << '\n'
       << "# HELP jobtrack_executor_queued Tasks waiting for an executor thread.\n"
          "# TYPE jobtrack_executor_queued gauge\n"
-         "jobtrack_executor_queued " << executor.queued << '\n'
+         "jobtrack_executor_queued "
+      << executor.queued << '\n'
       << "# HELP jobtrack_executor_running Tasks running on an executor thread.\n"
          "# TYPE jobtrack_executor_running gauge\n"
-         "jobtrack_executor_running " << executor.running << '\n'
+         "jobtrack_executor_running "
+      << executor.running << '\n'
       << "# HELP jobtrack_executor_tasks_total Executor tasks finished, by outcome.\n"
          "# TYPE jobtrack_executor_tasks_total counter\n"
-         "jobtrack_executor_tasks_total{outcome=\"completed\"} " << executor.completed << '\n'
+         "jobtrack_executor_tasks_total{outcome=\"completed\"} "
+      << executor.completed << '\n'
       << "jobtrack_executor_tasks_total{outcome=\"failed\"} " << executor.failed << '\n'
       << "jobtrack_executor_tasks_total{outcome=\"cancelled\"} " << executor.cancelled << '\n'
       << "# HELP jobtrack_http_requests_total HTTP requests answered, by status code.\n"

@@ -4,16 +4,15 @@
 /// Operational endpoints: GET / (dashboard), /healthz, /metrics; and the HTTP
 /// request counters behind /metrics.
 
+#include "controller.hpp"
+#include <jobtrack/jobtrack.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <stop_token>
 #include <string>
-
-#include <jobtrack/jobtrack.hpp>
-
-#include "controller.hpp"
 
 namespace jobtrack::examples::http {
 
@@ -35,7 +34,8 @@ class SystemController final : public Controller {
  public:
   using Tracker = JobTracker<nlohmann::json>;
 
-  SystemController(AsyncExecutor& executor, Tracker& tracker, HttpMetrics& metrics, std::stop_token shutdown);
+  SystemController(AsyncExecutor& executor, Tracker& tracker, HttpMetrics& metrics,
+                   std::stop_token shutdown);
   void registerRoutes(Router& router) override;
 
   Response dashboard(const Request& request) const;

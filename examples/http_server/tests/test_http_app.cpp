@@ -1,16 +1,17 @@
 // The service driven in-process through App::handle: no sockets, no threads
 // of our own. Covers routing, validation and the problem+json answers.
 
-#include <chrono>
-#include <string>
-#include <vector>
-
 #include "app.hpp"
-#include "catch.hpp"
 #include "command_line.hpp"
 #include "controller.hpp"
 #include "hello_controller.hpp"
 #include "jobs_controller.hpp"
+
+#include "catch.hpp"
+
+#include <chrono>
+#include <string>
+#include <vector>
 
 using namespace jobtrack::examples::http;
 using nlohmann::json;
@@ -35,7 +36,8 @@ Request makeRequest(std::string method, std::string path, std::string body = {},
       const auto amp = query.find('&');
       const std::string pair = query.substr(0, amp);
       const auto equals = pair.find('=');
-      request.query.emplace(pair.substr(0, equals), equals == std::string::npos ? "" : pair.substr(equals + 1));
+      request.query.emplace(pair.substr(0, equals),
+                            equals == std::string::npos ? "" : pair.substr(equals + 1));
       query = amp == std::string::npos ? "" : query.substr(amp + 1);
     }
   }
@@ -83,11 +85,13 @@ TEST_CASE("POST /api/hello answers 202 with Location and Retry-After, and the jo
 
 TEST_CASE("compose and race give the seed's results") {
   App app(fastOptions());
-  const Response compose = app.handle(makeRequest("POST", "/api/hello/compose", R"({"name":"john"})"));
+  const Response compose =
+      app.handle(makeRequest("POST", "/api/hello/compose", R"({"name":"john"})"));
   REQUIRE(compose.status == 202);
   const Response race = app.handle(makeRequest("POST", "/api/hello/race", "", ""));
   REQUIRE(race.status == 202);
-  CHECK(waitForJob(app, json::parse(compose.body).at("jobId")).at("result") == "hello John (composed)");
+  CHECK(waitForJob(app, json::parse(compose.body).at("jobId")).at("result") ==
+        "hello John (composed)");
   CHECK(waitForJob(app, json::parse(race.body).at("jobId")).at("result") == "Fast hello");
 }
 
@@ -95,9 +99,11 @@ TEST_CASE("name validation") {
   json ok = {{"name", "john"}};
   CHECK(validateName(ok).name == "john");
   CHECK(validateName(json{{"name", std::string(100, 'x')}}).name.has_value());
-  CHECK(validateName(json{{"name", "\xC3\xA9" + std::string(99, 'x')}}).name.has_value());  // 100 code points
-  for (const json& bad : {json::object(), json{{"name", nullptr}}, json{{"name", ""}}, json{{"name", "   "}},
-                          json{{"name", 42}}, json{{"name", json::array()}}, json{{"name", std::string(101, 'x')}}}) {
+  CHECK(validateName(json{{"name", "\xC3\xA9" + std::string(99, 'x')}})
+            .name.has_value());  // 100 code points
+  for (const json& bad :
+       {json::object(), json{{"name", nullptr}}, json{{"name", ""}}, json{{"name", "   "}},
+        json{{"name", 42}}, json{{"name", json::array()}}, json{{"name", std::string(101, 'x')}}}) {
     INFO(bad.dump());
     const NameOrProblem result = validateName(bad);
     CHECK_FALSE(result.name.has_value());
@@ -129,11 +135,13 @@ TEST_CASE("the bad-input table, in process") {
       {"POST", "/api/hello", "[1,2]", "application/json", 400},
       {"POST", "/api/hello", R"({"name":""})", "application/json", 400},
       {"POST", "/api/hello", R"({"nom":"john"})", "application/json", 400},
-      {"POST", "/api/hello", R"({"name":")" + std::string(101, 'a') + R"("})", "application/json", 400},
+      {"POST", "/api/hello", R"({"name":")" + std::string(101, 'a') + R"("})", "application/json",
+       400},
       {"POST", "/api/hello", "\"\xFF\"", "application/json", 400},
       {"POST", "/api/hello", R"({"name":"john"})", "text/plain", 415},
       {"POST", "/api/hello", R"({"name":"john"})", "", 415},
-      {"POST", "/api/hello/compose", R"({"name":"john"})", "application/json; charset=iso-8859-1", 415},
+      {"POST", "/api/hello/compose", R"({"name":"john"})", "application/json; charset=iso-8859-1",
+       415},
       {"POST", "/api/hello", std::string(64 * 1024 + 1, ' '), "application/json", 413},
       {"POST", "/api/hello/race", "nope", "application/json", 400},
       {"GET", "/api/jobs/not-a-uuid", "", "", 400},
@@ -159,14 +167,16 @@ TEST_CASE("the bad-input table, in process") {
       {"BREW", "/", "", "", 501},
   };
   for (const Case& c : cases) {
-    INFO(c.method << " " << c.path.substr(0, 80) << " [" << c.contentType << "] " << c.body.substr(0, 40));
+    INFO(c.method << " " << c.path.substr(0, 80) << " [" << c.contentType << "] "
+                  << c.body.substr(0, 40));
     requireProblem(app.handle(makeRequest(c.method, c.path, c.body, c.contentType)), c.status);
   }
 }
 
 TEST_CASE("405 names the allowed methods; OPTIONS lists them") {
   App app(fastOptions());
-  const Response wrong = app.handle(makeRequest("PATCH", "/api/jobs/123e4567-e89b-42d3-a456-426614174000"));
+  const Response wrong =
+      app.handle(makeRequest("PATCH", "/api/jobs/123e4567-e89b-42d3-a456-426614174000"));
   requireProblem(wrong, 405);
   CHECK(wrong.header("Allow") == "DELETE, GET, HEAD, OPTIONS");
   const Response options = app.handle(makeRequest("OPTIONS", "/api/hello"));
@@ -178,7 +188,8 @@ TEST_CASE("GET /api/jobs: newest first, limit defaulted and capped, status filte
   App app(fastOptions());
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
-    const Response r = app.handle(makeRequest("POST", "/api/hello", R"({"name":"n)" + std::to_string(i) + R"("})"));
+    const Response r = app.handle(
+        makeRequest("POST", "/api/hello", R"({"name":"n)" + std::to_string(i) + R"("})"));
     REQUIRE(r.status == 202);
     ids.push_back(json::parse(r.body).at("jobId"));
   }
@@ -190,10 +201,17 @@ TEST_CASE("GET /api/jobs: newest first, limit defaulted and capped, status filte
   CHECK(all.at("jobs")[0].at("jobId") == ids[2]);
   CHECK(all.at("jobs")[2].at("jobId") == ids[0]);
 
-  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?limit=1000", "", "")).body).at("limit") == 100);
-  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?limit=2", "", "")).body).at("jobs").size() == 2);
-  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?status=completed", "", "")).body).at("jobs").size() == 3);
-  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?status=RUNNING", "", "")).body).at("jobs").empty());
+  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?limit=1000", "", "")).body)
+            .at("limit") == 100);
+  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?limit=2", "", "")).body)
+            .at("jobs")
+            .size() == 2);
+  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?status=completed", "", "")).body)
+            .at("jobs")
+            .size() == 3);
+  CHECK(json::parse(app.handle(makeRequest("GET", "/api/jobs?status=RUNNING", "", "")).body)
+            .at("jobs")
+            .empty());
 }
 
 TEST_CASE("DELETE cancels a running job, then 409") {
@@ -213,7 +231,8 @@ TEST_CASE("DELETE cancels a running job, then 409") {
 
 TEST_CASE("the event stream starts with the current snapshot and ends at the terminal state") {
   App app(fastOptions());
-  const Response accepted = app.handle(makeRequest("POST", "/api/hello/compose", R"({"name":"sse"})"));
+  const Response accepted =
+      app.handle(makeRequest("POST", "/api/hello/compose", R"({"name":"sse"})"));
   const std::string id = json::parse(accepted.body).at("jobId");
   const Response stream = app.handle(makeRequest("GET", "/api/jobs/" + id + "/events", "", ""));
   REQUIRE(stream.status == 200);
@@ -230,14 +249,17 @@ TEST_CASE("the event stream starts with the current snapshot and ends at the ter
   REQUIRE_FALSE(events.empty());
   CHECK(events.front().at("jobId") == id);
   CHECK(events.back().at("status") == "COMPLETED");
-  for (std::size_t i = 1; i < events.size(); ++i) CHECK(events[i].at("progress") >= events[i - 1].at("progress"));
+  for (std::size_t i = 1; i < events.size(); ++i)
+    CHECK(events[i].at("progress") >= events[i - 1].at("progress"));
 }
 
 TEST_CASE("shutdown cancels unfinished jobs and ends event streams") {
   AppOptions options;
   options.timeScale = 100;
   App app(options);
-  const std::string id = json::parse(app.handle(makeRequest("POST", "/api/hello", R"({"name":"x"})")).body).at("jobId");
+  const std::string id =
+      json::parse(app.handle(makeRequest("POST", "/api/hello", R"({"name":"x"})")).body)
+          .at("jobId");
   app.beginShutdown();
   CHECK(waitForJob(app, id).at("status") == "CANCELLED");
   requireProblem(app.handle(makeRequest("GET", "/healthz", "", "")), 503);
@@ -268,16 +290,20 @@ TEST_CASE("the dashboard is HTML that never uses innerHTML") {
 }
 
 TEST_CASE("command line") {
-  auto parsed = parseCommandLine({"--port", "0", "--threads", "8", "--time-scale", "0.01", "--host", "::1"});
+  auto parsed =
+      parseCommandLine({"--port", "0", "--threads", "8", "--time-scale", "0.01", "--host", "::1"});
   REQUIRE(std::holds_alternative<CommandLine>(parsed));
   const auto& options = std::get<CommandLine>(parsed);
   CHECK(options.server.port == 0);
   CHECK(options.server.threads == 8);
   CHECK(options.server.host == "::1");
   CHECK(options.app.timeScale == 0.01);
-  for (const std::vector<std::string>& bad :
-       {std::vector<std::string>{"--port"}, {"--port", "70000"}, {"--threads", "0"}, {"--time-scale", "-1"},
-        {"--time-scale", "inf"}, {"--bogus", "1"}}) {
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--port"},
+                                              {"--port", "70000"},
+                                              {"--threads", "0"},
+                                              {"--time-scale", "-1"},
+                                              {"--time-scale", "inf"},
+                                              {"--bogus", "1"}}) {
     CHECK(std::holds_alternative<std::string>(parseCommandLine(bad)));
   }
 }

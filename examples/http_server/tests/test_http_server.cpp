@@ -4,34 +4,31 @@
 // No sleeps: job completion is awaited with the server's long-poll
 // (?wait=SECONDS), streams with blocking reads, process exit with a pidfd.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "catch.hpp"
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fcntl.h>
 #include <latch>
 #include <map>
 #include <mutex>
+#include <netinet/in.h>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include <httplib.h>
-
-#include <nlohmann/json.hpp>
-
-#include "catch.hpp"
 
 extern char** environ;
 
@@ -107,7 +104,8 @@ class ServerProcess {
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (line.find('\n') == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       pollfd fd{stdout_, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&fd, 1, static_cast<int>(left.count())) != 1) {
         throw std::runtime_error("the server did not print its port in time");
@@ -131,13 +129,15 @@ class ServerProcess {
 
 const httplib::Headers kNoHeaders;
 
-json postJob(httplib::Client& client, const std::string& path, const std::string& body = R"({"name":"john"})") {
+json postJob(httplib::Client& client, const std::string& path,
+             const std::string& body = R"({"name":"john"})") {
   auto response = client.Post(path.c_str(), body, "application/json");
   REQUIRE(response);
   INFO(response->body);
   REQUIRE(response->status == 202);
   const json accepted = json::parse(response->body);
-  REQUIRE(response->get_header_value("Location") == "/api/jobs/" + accepted.at("jobId").get<std::string>());
+  REQUIRE(response->get_header_value("Location") ==
+          "/api/jobs/" + accepted.at("jobId").get<std::string>());
   REQUIRE(response->get_header_value("Retry-After") == "1");
   return accepted;
 }
@@ -318,20 +318,23 @@ TEST_CASE("long-poll returns the current state when the wait passes; cancel; 409
   CHECK(json::parse(cancelledList->body).at("jobs").size() == 1);
 }
 
-TEST_CASE("server-sent events: snapshot first, a change per event, heartbeats, end at the terminal state") {
+TEST_CASE(
+    "server-sent events: snapshot first, a change per event, heartbeats, end at the terminal "
+    "state") {
   SECTION("a job followed to completion") {
     ServerProcess server({"--time-scale", "0.05"});
     auto client = server.client();
     const std::string id = postJob(client, "/api/hello/compose").at("jobId");
     SseReader reader;
     std::string contentType;
-    auto response = client.Get(
-        ("/api/jobs/" + id + "/events").c_str(), kNoHeaders,
-        [&](const httplib::Response& r) {
-          contentType = r.get_header_value("Content-Type");
-          return true;
-        },
-        [&](const char* data, std::size_t size) { return reader.feed(data, size, [](const auto&) { return true; }); });
+    auto response = client.Get(("/api/jobs/" + id + "/events").c_str(), kNoHeaders,
+                               [&](const httplib::Response& r) {
+                                 contentType = r.get_header_value("Content-Type");
+                                 return true;
+                               },
+                               [&](const char* data, std::size_t size) {
+                                 return reader.feed(data, size, [](const auto&) { return true; });
+                               });
     REQUIRE(response);  // the server closed the stream itself
     CHECK(response->status == 200);
     CHECK(contentType == "text/event-stream");
@@ -350,16 +353,17 @@ TEST_CASE("server-sent events: snapshot first, a change per event, heartbeats, e
     const std::string id = postJob(client, "/api/hello").at("jobId");
     SseReader reader;
     bool cancelSent = false;
-    auto response = client.Get(("/api/jobs/" + id + "/events").c_str(), [&](const char* data, std::size_t size) {
-      return reader.feed(data, size, [&](const std::optional<json>&) {
-        if (!cancelSent && reader.comments > 0 && !reader.events.empty()) {
-          cancelSent = true;
-          auto deleted = canceller.Delete(("/api/jobs/" + id).c_str());
-          return deleted && (deleted->status == 200 || deleted->status == 202);
-        }
-        return true;
-      });
-    });
+    auto response = client.Get(
+        ("/api/jobs/" + id + "/events").c_str(), [&](const char* data, std::size_t size) {
+          return reader.feed(data, size, [&](const std::optional<json>&) {
+            if (!cancelSent && reader.comments > 0 && !reader.events.empty()) {
+              cancelSent = true;
+              auto deleted = canceller.Delete(("/api/jobs/" + id).c_str());
+              return deleted && (deleted->status == 200 || deleted->status == 202);
+            }
+            return true;
+          });
+        });
     REQUIRE(response);
     CHECK(cancelSent);
     CHECK(reader.comments >= 1);
@@ -378,12 +382,16 @@ TEST_CASE("every bad request gets a problem+json answer, and the server survives
   requireProblem(client.Post("/api/hello", "{\"name\":", "application/json"), 400);
   requireProblem(client.Post("/api/hello", "{}", "application/json"), 400);
   requireProblem(client.Post("/api/hello", R"({"name":""})", "application/json"), 400);
-  requireProblem(client.Post("/api/hello", R"({"name":")" + std::string(101, 'x') + "\"}", "application/json"), 400);
+  requireProblem(
+      client.Post("/api/hello", R"({"name":")" + std::string(101, 'x') + "\"}", "application/json"),
+      400);
   requireProblem(client.Post("/api/hello", R"({"name":7})", "application/json"), 400);
   requireProblem(client.Post("/api/hello", R"({"name":"john"})", "text/plain"), 415);
   requireProblem(client.Post("/api/hello/compose", R"({"name":"john"})", "application/xml"), 415);
-  requireProblem(client.Post("/api/hello", std::string(64 * 1024 + 1, ' '), "application/json"), 413);
-  requireProblem(client.Post("/api/hello/race", std::string(100 * 1024, ' '), "application/json"), 413);
+  requireProblem(client.Post("/api/hello", std::string(64 * 1024 + 1, ' '), "application/json"),
+                 413);
+  requireProblem(client.Post("/api/hello/race", std::string(100 * 1024, ' '), "application/json"),
+                 413);
   requireProblem(client.Get("/api/jobs/nope"), 400);
   requireProblem(client.Get(unknown.c_str()), 404);
   requireProblem(client.Get((unknown + "/events").c_str()), 404);
@@ -401,18 +409,24 @@ TEST_CASE("every bad request gets a problem+json answer, and the server survives
   CHECK(wrongDelete->get_header_value("Allow") == "GET, HEAD, OPTIONS");
 
   // Charset parameters are fine; POST without a body is a 400, not a hang.
-  CHECK(client.Post("/api/hello", R"({"name":"john"})", "application/json; charset=utf-8")->status == 202);
+  CHECK(
+      client.Post("/api/hello", R"({"name":"john"})", "application/json; charset=utf-8")->status ==
+      202);
   requireProblem(client.Post("/api/hello", "", "application/json"), 400);
   CHECK(client.Post("/api/hello/race")->status == 202);
 
   // Garbage on the wire.
   CHECK(rawExchange(server.port(), "NOT HTTP AT ALL\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
-  CHECK(rawExchange(server.port(), "BREW /coffee HTTP/1.1\r\nHost: x\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
-  CHECK(rawExchange(server.port(), "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(rawExchange(server.port(), "BREW /coffee HTTP/1.1\r\nHost: x\r\n\r\n")
+            .rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(
+      rawExchange(server.port(), "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n").rfind("HTTP/1.1 405", 0) ==
+      0);
   // A truncated body: answered or closed, never a crash (checked by /healthz below).
-  (void)rawExchange(server.port(), "POST /api/hello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 5\r\n\r\n{\"na",
-                     /*halfClose=*/true);
+  (void)rawExchange(server.port(),
+                    "POST /api/hello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 5\r\n\r\n{\"na",
+                    /*halfClose=*/true);
   CHECK(rawExchange(server.port(), std::string(20000, 'G'), /*halfClose=*/true).size() < 20000);
 
   auto health = client.Get("/healthz");
@@ -422,7 +436,8 @@ TEST_CASE("every bad request gets a problem+json answer, and the server survives
   REQUIRE(metrics);
   const auto values = parseMetrics(metrics->body);
   for (const auto& [name, value] : values) {
-    if (name.rfind("jobtrack_http_requests_total{code=\"5", 0) == 0) FAIL("5xx answered: " << name << " " << value);
+    if (name.rfind("jobtrack_http_requests_total{code=\"5", 0) == 0)
+      FAIL("5xx answered: " << name << " " << value);
   }
   CHECK(values.at("jobtrack_http_requests_total{code=\"413\"}") == 2);
   CHECK(values.at("jobtrack_http_requests_total{code=\"415\"}") == 2);
@@ -494,7 +509,8 @@ TEST_CASE("200 concurrent clients submit and poll to completion", "[load]") {
         return false;
       };
       start.arrive_and_wait();
-      auto posted = client.Post("/api/hello", json{{"name", "user" + std::to_string(i)}}.dump(), "application/json");
+      auto posted = client.Post("/api/hello", json{{"name", "user" + std::to_string(i)}}.dump(),
+                                "application/json");
       if (!answered(posted, 202)) return;
       ++accepted;
       const std::string location = posted->get_header_value("Location");
@@ -536,7 +552,8 @@ TEST_CASE("200 concurrent clients submit and poll to completion", "[load]") {
   double answered200 = values.at("jobtrack_http_requests_total{code=\"200\"}");
   CHECK(answered200 >= kClients);  // at least one poll per job
   for (const auto& [name, value] : values) {
-    if (name.rfind("jobtrack_http_requests_total{code=\"", 0) == 0 && name != "jobtrack_http_requests_total{code=\"200\"}" &&
+    if (name.rfind("jobtrack_http_requests_total{code=\"", 0) == 0 &&
+        name != "jobtrack_http_requests_total{code=\"200\"}" &&
         name != "jobtrack_http_requests_total{code=\"202\"}") {
       FAIL("unexpected answers: " << name << " " << value);
     }

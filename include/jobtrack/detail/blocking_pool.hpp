@@ -1,5 +1,8 @@
 #pragma once
 
+#include "jobtrack/detail/shared_state.hpp"
+#include "jobtrack/detail/unique_function.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -9,9 +12,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include "jobtrack/detail/shared_state.hpp"
-#include "jobtrack/detail/unique_function.hpp"
 
 namespace jobtrack::detail {
 

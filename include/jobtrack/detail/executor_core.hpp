@@ -1,5 +1,9 @@
 #pragma once
 
+#include "jobtrack/detail/blocking_pool.hpp"
+#include "jobtrack/detail/shared_state.hpp"
+#include "jobtrack/detail/unique_function.hpp"
+
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
@@ -18,10 +22,6 @@
 #include <shared_mutex>
 #include <thread>
 #include <vector>
-
-#include "jobtrack/detail/blocking_pool.hpp"
-#include "jobtrack/detail/shared_state.hpp"
-#include "jobtrack/detail/unique_function.hpp"
 
 namespace jobtrack::detail {
 
@@ -171,9 +171,8 @@ class ExecutorCore final : public Scheduler {
     if (state.taskPhase.compare_exchange_strong(phase, CancelledBeforeStart,
                                                 std::memory_order_acq_rel)) {
       counters_.cancelledBeforeStart.fetch_add(1, std::memory_order_relaxed);
-    } else if (phase == Running &&
-               state.taskPhase.compare_exchange_strong(phase, RunningCancelled,
-                                                       std::memory_order_acq_rel)) {
+    } else if (phase == Running && state.taskPhase.compare_exchange_strong(
+                                       phase, RunningCancelled, std::memory_order_acq_rel)) {
       counters_.cancelledStillRunning.fetch_add(1, std::memory_order_relaxed);
     }
   }

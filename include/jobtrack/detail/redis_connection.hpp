@@ -7,9 +7,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <charconv>
 #include <chrono>
 #include <cstddef>
@@ -18,6 +15,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <vector>
 
 namespace jobtrack::detail {
@@ -42,11 +41,13 @@ inline std::string decodeUrlPart(std::string_view text, std::string_view url) {
     }
     int value = 0;
     if (i + 2 >= text.size()) {
-      throw std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) + "': bad %-escape");
+      throw std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) +
+                                  "': bad %-escape");
     }
     const auto [end, error] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
     if (error != std::errc() || end != text.data() + i + 3) {
-      throw std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) + "': bad %-escape");
+      throw std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) +
+                                  "': bad %-escape");
     }
     out += static_cast<char>(value);
     i += 2;
@@ -59,12 +60,14 @@ inline std::string decodeUrlPart(std::string_view text, std::string_view url) {
 /// (other schemes such as rediss:// or unix:// are not supported).
 inline RedisEndpoint parseRedisUrl(std::string_view url) {
   const auto fail = [&](std::string_view why) {
-    return std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) + "': " + std::string(why) +
+    return std::invalid_argument("jobtrack: malformed Redis URL '" + std::string(url) +
+                                 "': " + std::string(why) +
                                  " (expected redis://[[user]:password@]host[:port][/db])");
   };
   constexpr std::string_view scheme = "redis://";
   if (!url.starts_with(scheme)) {
-    if (url.find("://") != std::string_view::npos) throw fail("only the redis:// scheme is supported");
+    if (url.find("://") != std::string_view::npos)
+      throw fail("only the redis:// scheme is supported");
     throw fail("missing redis:// scheme");
   }
   std::string_view rest = url.substr(scheme.size());
@@ -75,7 +78,8 @@ inline RedisEndpoint parseRedisUrl(std::string_view url) {
     path = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
   }
-  if (rest.find_first_of("?#") != std::string_view::npos) throw fail("query strings are not supported");
+  if (rest.find_first_of("?#") != std::string_view::npos)
+    throw fail("query strings are not supported");
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
     const std::string_view userInfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -83,7 +87,8 @@ inline RedisEndpoint parseRedisUrl(std::string_view url) {
       endpoint.user = decodeUrlPart(userInfo.substr(0, colon), url);
       endpoint.password = decodeUrlPart(userInfo.substr(colon + 1), url);
     } else {
-      endpoint.password = decodeUrlPart(userInfo, url);  // redis://secret@host, as redis-cli reads it
+      endpoint.password =
+          decodeUrlPart(userInfo, url);  // redis://secret@host, as redis-cli reads it
     }
   }
 
@@ -112,8 +117,8 @@ inline RedisEndpoint parseRedisUrl(std::string_view url) {
     int value = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || value < low || value > high) {
-      throw fail(std::string(what) + " '" + std::string(text) + "' is not a number in " + std::to_string(low) +
-                 "-" + std::to_string(high));
+      throw fail(std::string(what) + " '" + std::string(text) + "' is not a number in " +
+                 std::to_string(low) + "-" + std::to_string(high));
     }
     return value;
   };
@@ -161,7 +166,8 @@ class RedisConnection {
   bool connect(const RedisEndpoint& endpoint, std::chrono::milliseconds connectTimeout,
                std::chrono::milliseconds commandTimeout) {
     close();
-    redisContext* context = redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, toTimeval(connectTimeout));
+    redisContext* context =
+        redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, toTimeval(connectTimeout));
     if (context == nullptr) {
       error_ = "cannot allocate a hiredis context";
       return false;
@@ -215,7 +221,9 @@ class RedisConnection {
 
   /// Queues one command without reading (pipelining); read with reply().
   bool append(const std::vector<std::string>& args) { return append(args.data(), args.size()); }
-  bool append(std::initializer_list<std::string_view> args) { return append(args.begin(), args.size()); }
+  bool append(std::initializer_list<std::string_view> args) {
+    return append(args.begin(), args.size());
+  }
 
   /// Reads the next reply. Null on I/O error or timeout (then closed).
   RedisReplyPtr reply() {
@@ -241,14 +249,16 @@ class RedisConnection {
       argv[i] = args[i].data();
       lengths[i] = args[i].size();
     }
-    if (redisAppendCommandArgv(context_, static_cast<int>(count), argv.data(), lengths.data()) != REDIS_OK) {
+    if (redisAppendCommandArgv(context_, static_cast<int>(count), argv.data(), lengths.data()) !=
+        REDIS_OK) {
       return fail();
     }
     return true;
   }
 
   bool fail() {
-    error_ = context_ != nullptr && context_->errstr[0] != '\0' ? context_->errstr : "connection failed";
+    error_ =
+        context_ != nullptr && context_->errstr[0] != '\0' ? context_->errstr : "connection failed";
     close();
     return false;
   }

@@ -1,5 +1,8 @@
 #pragma once
 
+#include "jobtrack/detail/unique_function.hpp"
+#include "jobtrack/errors.hpp"
+
 #include <asio/any_io_executor.hpp>
 
 #include <atomic>
@@ -14,9 +17,6 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
-
-#include "jobtrack/detail/unique_function.hpp"
-#include "jobtrack/errors.hpp"
 
 namespace jobtrack::detail {
 
@@ -59,7 +59,8 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   bool waitUntil(const std::chrono::time_point<Clock, Duration>& deadline) const {
     if (isReady()) return true;
     std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline, [this] { return ready_.load(std::memory_order_relaxed); });
+    return cv_.wait_until(lock, deadline,
+                          [this] { return ready_.load(std::memory_order_relaxed); });
   }
 
   /// Completes the state with CancelledError unless it is complete already,

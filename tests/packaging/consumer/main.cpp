@@ -6,7 +6,8 @@
 // exported target).
 #if defined(__clang__) && !defined(__apple_build_version__) && __clang_major__ < 15
 #if !defined(ASIO_HAS_CO_AWAIT) || !defined(ASIO_HAS_STD_COROUTINE)
-#error "jobtrack::jobtrack should define ASIO_HAS_CO_AWAIT and ASIO_HAS_STD_COROUTINE for clang < 15"
+#error \
+    "jobtrack::jobtrack should define ASIO_HAS_CO_AWAIT and ASIO_HAS_STD_COROUTINE for clang < 15"
 #endif
 #endif
 

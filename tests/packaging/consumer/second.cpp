@@ -8,10 +8,8 @@
 
 std::string describeJobtrack() {
   const nlohmann::json description = {
-      {"library", "jobtrack"},
-      {"version", jobtrack::versionString},
-      {"major", JOBTRACK_VERSION_MAJOR},
-      {"minor", JOBTRACK_VERSION_MINOR},
+      {"library", "jobtrack"},           {"version", jobtrack::versionString},
+      {"major", JOBTRACK_VERSION_MAJOR}, {"minor", JOBTRACK_VERSION_MINOR},
       {"patch", JOBTRACK_VERSION_PATCH},
   };
   return description.dump();
