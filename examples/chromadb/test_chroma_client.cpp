@@ -7,6 +7,7 @@
 // Collection names carry a random suffix, so reruns on one server do not clash.
 
 #include "chroma_client.hpp"
+#include "chroma_test_support.hpp"
 #include "embedding.hpp"
 
 #include "catch.hpp"
@@ -36,33 +37,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// The environment variable's value, or nullopt when unset or empty. When it
-/// is missing, fails the test if CI is set and otherwise prints the skip
-/// marker that CTest's SKIP_REGULAR_EXPRESSION recognises.
-std::optional<std::string> requiredEnv(const char* name) {
-  if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
-    return std::string(value);
-  }
-  const std::string hint = std::string(name) +
-                           " is not set: run the tests through scripts/with-chroma, "
-                           "which starts a real Chroma server";
-  if (std::getenv("CI") != nullptr) {
-    FAIL(hint + " (CI is set, so a missing Chroma is a failure)");
-  }
-  std::cout << "SKIPPED: CHROMA tests: " << hint << std::endl;
-  return std::nullopt;
-}
+using jobtrack::examples::chroma::testing::requiredEnv;
 
-/// A collection name unique to this process and call.
 std::string uniqueName(const std::string& purpose) {
-  static const std::string runId = [] {
-    std::random_device device;
-    std::ostringstream out;
-    out << std::hex << device() << device();
-    return out.str();
-  }();
-  static std::atomic<int> counter{0};
-  return "jobtrack-test-" + runId + "-" + purpose + "-" + std::to_string(counter++);
+  return jobtrack::examples::chroma::testing::uniqueName("jobtrack-test", purpose);
 }
 
 /// Deletes a collection when the test leaves, whatever happened.

@@ -12,6 +12,7 @@
 #include "app.hpp"
 #include "chroma_client.hpp"
 #include "chroma_service.hpp"
+#include "chroma_test_support.hpp"
 #include "chromadb_controller.hpp"
 #include "httplib_adapter.hpp"
 #include <jobtrack/jobtrack.hpp>
@@ -41,30 +42,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// See test_chroma_client.cpp: the value, or a CI failure / a skip marker.
-std::optional<std::string> requiredEnv(const char* name) {
-  if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
-    return std::string(value);
-  }
-  const std::string hint = std::string(name) +
-                           " is not set: run the tests through scripts/with-chroma, "
-                           "which starts a real Chroma server";
-  if (std::getenv("CI") != nullptr) {
-    FAIL(hint + " (CI is set, so a missing Chroma is a failure)");
-  }
-  std::cout << "SKIPPED: CHROMA tests: " << hint << std::endl;
-  return std::nullopt;
-}
+using jobtrack::examples::chroma::testing::requiredEnv;
 
 std::string uniqueName(const std::string& purpose) {
-  static const std::string runId = [] {
-    std::random_device device;
-    std::ostringstream out;
-    out << std::hex << device() << device();
-    return out.str();
-  }();
-  static std::atomic<int> counter{0};
-  return "jobtrack-http-" + runId + "-" + purpose + "-" + std::to_string(counter++);
+  return jobtrack::examples::chroma::testing::uniqueName("jobtrack-http", purpose);
 }
 
 /// A TCP port on 127.0.0.1 where nothing listens (bound once, then released).
