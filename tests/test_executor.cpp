@@ -401,6 +401,25 @@ TEST_CASE("isStarted() is false while work is queued behind a saturated pool, tr
 // executeAndThen
 // ---------------------------------------------------------------------------
 
+TEST_CASE("a burst of blocking tasks gets as many threads as it needs, round after round",
+          "[executor][async][blocking]") {
+  // Each round needs every blocking thread at once: a wake-up skipped while a
+  // worker polls for work (and then takes only one task) would hang a round.
+  constexpr std::size_t threads = 4;
+  AsyncExecutor exec(smallPools(threads));
+  for (int round = 0; round < 300; ++round) {
+    auto allRunning = std::make_shared<Countdown>(static_cast<int>(threads));
+    std::vector<Future<bool>> tasks;
+    for (std::size_t i = 0; i < threads; ++i) {
+      tasks.push_back(exec.executeAsync([allRunning] {
+        allRunning->countDown();
+        return allRunning->waitFor();
+      }));
+    }
+    for (auto& task : tasks) REQUIRE(task.get());
+  }
+}
+
 TEST_CASE("executeAndThen runs the second stage with the first one's value", "[executor][then]") {
   AsyncExecutor exec(smallPools());
 

@@ -218,7 +218,12 @@ struct JobRecord {
   std::shared_ptr<StateBase> work;       // to cancel; dropped when finished
   std::optional<std::stop_source> stop;  // the JobContext's, if one was made
   std::list<UniqueFunction> waiters;     // run once, when the job finishes
-  typename std::list<std::shared_ptr<JobRecord>>::iterator creationPosition;
+
+  // Registration order: a tracker-wide sequence number, and the neighbours
+  // in the registry shard's list (guarded by the shard's lock).
+  std::uint64_t sequence = 0;
+  JobRecord* newer = nullptr;
+  JobRecord* older = nullptr;
 };
 
 /// Serial, bounded delivery of events to one subscriber.
@@ -307,30 +312,51 @@ class TrackerCore : public JobStoreListener<Result>,
     // CANCELLED event must come after (and instead of a second) PENDING.
     adjust(std::nullopt, JobStatus::Pending);
     submitted_.fetch_add(1, std::memory_order_relaxed);
-    std::unique_lock lock(mutex_);
+    auto& shard = shardOf(record->snapshot.id);
+    std::unique_lock lock(shard.mutex);
+    std::lock_guard recordLock(record->mutex);
     {
-      // Stamped under the registry lock, so that list()'s order (registration,
-      // newest first) is also the order of createdAt across threads.
-      std::lock_guard recordLock(record->mutex);
+      // Numbered and stamped together, and under the shard's lock: each
+      // shard's list is in sequence order, which is also the order of
+      // createdAt across threads (list() merges the shards by sequence).
+      std::lock_guard stamp(stampMutex_);
+      record->sequence = ++lastSequence_;
       record->snapshot.createdAt = snapshotNow();
-      publish(record->snapshot);
     }
-    jobs_.emplace(record->snapshot.id, record);
-    record->creationPosition = byCreation_.insert(byCreation_.end(), record);
+    publish(record->snapshot);
+    shard.jobs.emplace(record->snapshot.id, record);
+    record->older = shard.newest;
+    if (shard.newest) shard.newest->newer = record.get();
+    shard.newest = record.get();
   }
 
   RecordPtr find(const JobId& id) const {
-    std::shared_lock lock(mutex_);
-    const auto it = jobs_.find(id);
-    return it == jobs_.end() ? nullptr : it->second;
+    const auto& shard = shardOf(id);
+    std::shared_lock lock(shard.mutex);
+    const auto it = shard.jobs.find(id);
+    return it == shard.jobs.end() ? nullptr : it->second;
   }
 
   std::vector<Snapshot> list(std::size_t limit, const ListFilter& filter) const {
     std::vector<Snapshot> result;
     result.reserve(std::min<std::size_t>(limit, 1024));
-    std::shared_lock lock(mutex_);
-    for (auto it = byCreation_.rbegin(); it != byCreation_.rend() && result.size() < limit; ++it) {
-      const Record& record = **it;
+    // Every shard's list is newest first: merge them by sequence number.
+    std::array<std::shared_lock<std::shared_mutex>, shardCount> locks;
+    std::array<const Record*, shardCount> next{};
+    for (std::size_t i = 0; i < shardCount; ++i) {
+      locks[i] = std::shared_lock(shards_[i].mutex);
+      next[i] = shards_[i].newest;
+    }
+    while (result.size() < limit) {
+      const Record** newest = nullptr;
+      for (auto& candidate : next) {
+        if (candidate && (!newest || candidate->sequence > (*newest)->sequence)) {
+          newest = &candidate;
+        }
+      }
+      if (!newest) break;
+      const Record& record = **newest;
+      *newest = record.older;
       if (!std::string_view(record.snapshot.name).starts_with(filter.namePrefix)) continue;
       std::lock_guard recordLock(record.mutex);
       if (filter.status && record.snapshot.status != *filter.status) continue;
@@ -390,11 +416,13 @@ class TrackerCore : public JobStoreListener<Result>,
       if (work) work->cancel();
       if (stop) stop->request_stop();
     }
+    std::vector<RecordPtr> evicted;
     {
-      std::unique_lock lock(mutex_);
+      std::lock_guard lock(retentionMutex_);
       finished_.push_back({record, std::chrono::steady_clock::now()});
-      evictLocked();
+      takeExpiredLocked(evicted);
     }
+    remove(evicted);
     for (auto& waiter : waiters) waiter();
     return true;
   }
@@ -440,8 +468,12 @@ class TrackerCore : public JobStoreListener<Result>,
 
   /// Evicts finished jobs past the TTL; called by the sweep timer.
   void sweep() {
-    std::unique_lock lock(mutex_);
-    evictLocked();
+    std::vector<RecordPtr> evicted;
+    {
+      std::lock_guard lock(retentionMutex_);
+      takeExpiredLocked(evicted);
+    }
+    remove(evicted);
   }
 
   // ---- subscriptions ----
@@ -454,6 +486,7 @@ class TrackerCore : public JobStoreListener<Result>,
           subscribers_ ? *subscribers_ : std::vector<std::shared_ptr<Subscriber<Result>>>{});
       next->push_back(subscriber);
       subscribers_ = std::move(next);
+      hasSubscribers_.store(true, std::memory_order_release);
     }
     std::weak_ptr<TrackerCore> weakSelf = this->shared_from_this();
     return Subscription([weakSelf, subscriber] {
@@ -502,14 +535,30 @@ class TrackerCore : public JobStoreListener<Result>,
     byStatus_[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
   }
 
-  void evictLocked() {
+  /// Moves the finished jobs that retention no longer keeps into `out`.
+  /// Called with retentionMutex_ held.
+  void takeExpiredLocked(std::vector<RecordPtr>& out) {
     const auto expiry = std::chrono::steady_clock::now() - options_.finishedTtl;
     while (!finished_.empty() &&
            (finished_.size() > options_.maxFinishedJobs || finished_.front().at <= expiry)) {
-      const RecordPtr record = std::move(finished_.front().record);
+      out.push_back(std::move(finished_.front().record));
       finished_.pop_front();
-      jobs_.erase(record->snapshot.id);
-      byCreation_.erase(record->creationPosition);
+    }
+  }
+
+  /// Drops evicted jobs from the registry. Each lock is held only to unlink;
+  /// the records are destroyed after every lock is released.
+  void remove(std::vector<RecordPtr>& evicted) {
+    if (evicted.empty()) return;
+    for (const auto& record : evicted) {
+      auto& shard = shardOf(record->snapshot.id);
+      std::unique_lock lock(shard.mutex);
+      shard.jobs.erase(record->snapshot.id);
+      (record->newer ? record->newer->older : shard.newest) = record->older;
+      if (record->older) record->older->newer = record->newer;
+      record->newer = record->older = nullptr;
+    }
+    for (const auto& record : evicted) {
       JobStatus status;
       {
         std::lock_guard recordLock(record->mutex);
@@ -518,6 +567,7 @@ class TrackerCore : public JobStoreListener<Result>,
       byStatus_[static_cast<std::size_t>(status)].fetch_sub(1, std::memory_order_relaxed);
       evicted_.fetch_add(1, std::memory_order_relaxed);
     }
+    evicted.clear();
   }
 
   /// Updates a mirror with a remote snapshot (never backwards), tells
@@ -543,6 +593,8 @@ class TrackerCore : public JobStoreListener<Result>,
 
   /// Queues `snapshot` for every subscriber. Called with the record's lock held.
   void deliver(const Snapshot& snapshot) {
+    // Most trackers have no subscriber: skip the lock on every event.
+    if (!hasSubscribers_.load(std::memory_order_acquire)) return;
     std::shared_ptr<const std::vector<std::shared_ptr<Subscriber<Result>>>> subscribers;
     {
       std::lock_guard lock(subscribersMutex_);
@@ -603,6 +655,7 @@ class TrackerCore : public JobStoreListener<Result>,
     auto next = std::make_shared<std::vector<std::shared_ptr<Subscriber<Result>>>>(*subscribers_);
     std::erase(*next, subscriber);
     subscribers_ = next->empty() ? nullptr : std::move(next);
+    hasSubscribers_.store(subscribers_ != nullptr, std::memory_order_release);
   }
 
   std::shared_ptr<ExecutorCore> executor_;
@@ -612,16 +665,31 @@ class TrackerCore : public JobStoreListener<Result>,
   std::mutex mirrorsMutex_;
   std::unordered_map<JobId, std::weak_ptr<Record>> mirrors_;
 
-  mutable std::shared_mutex mutex_;  // guards jobs_, byCreation_, finished_
-  std::unordered_map<JobId, RecordPtr> jobs_;
-  std::list<RecordPtr> byCreation_;  // oldest first
-  std::deque<Finished> finished_;    // in the order jobs finished
+  // The registry is split by id so that threads rarely meet on one lock.
+  struct Shard {
+    mutable std::shared_mutex mutex;
+    std::unordered_map<JobId, RecordPtr> jobs;
+    Record* newest = nullptr;  // then older and older through Record::older
+  };
+  static constexpr std::size_t shardCount = 16;
+  Shard& shardOf(const JobId& id) { return shards_[std::hash<JobId>{}(id) % shardCount]; }
+  const Shard& shardOf(const JobId& id) const {
+    return shards_[std::hash<JobId>{}(id) % shardCount];
+  }
+  std::array<Shard, shardCount> shards_;
+
+  std::mutex stampMutex_;  // guards lastSequence_
+  std::uint64_t lastSequence_ = 0;
+
+  std::mutex retentionMutex_;
+  std::deque<Finished> finished_;  // in the order jobs finished
 
   std::array<std::atomic<std::int64_t>, 5> byStatus_{};
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> evicted_{0};
 
   std::mutex subscribersMutex_;
+  std::atomic<bool> hasSubscribers_{false};  // subscribers_ != nullptr
   std::shared_ptr<const std::vector<std::shared_ptr<Subscriber<Result>>>> subscribers_;
 };
 

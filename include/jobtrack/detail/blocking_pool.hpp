@@ -3,6 +3,7 @@
 #include "jobtrack/detail/shared_state.hpp"
 #include "jobtrack/detail/unique_function.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -47,12 +48,17 @@ class BlockingPool {
 
   /// Queues `task`; returns false (and leaves it untouched) once shut down.
   bool post(Task& task) {
+    bool wake = false;
     {
       std::lock_guard lock(shared_->mutex);
       if (shared_->stopping) return false;
       shared_->queue.push_back(std::move(task));
+      shared_->queuedHint.store(shared_->queue.size(), std::memory_order_relaxed);
+      // A spinning worker looks at the queue again before it sleeps: waking
+      // a sleeper as well would cost a futex call for nothing.
+      wake = shared_->sleeping > 0 && shared_->spinning == 0;
     }
-    shared_->workAvailable.notify_one();
+    if (wake) shared_->workAvailable.notify_one();
     return true;
   }
 
@@ -67,6 +73,7 @@ class BlockingPool {
       if (shared_->stopping && threads_.empty()) return 0;
       shared_->stopping = true;
       drained.swap(shared_->queue);
+      shared_->queuedHint.store(0, std::memory_order_relaxed);
       for (const auto& state : shared_->running) {
         if (state) running.push_back(state);
       }
@@ -116,29 +123,70 @@ class BlockingPool {
     std::vector<std::shared_ptr<StateBase>> running;
     std::vector<bool> exited;
     std::size_t liveWorkers = 0;
+    std::size_t sleeping = 0;  // workers waiting on workAvailable
+    std::size_t spinning = 0;  // workers polling queuedHint before they sleep
     bool stopping = false;
+    // queue.size(), readable without the lock (written under it).
+    std::atomic<std::size_t> queuedHint{0};
   };
+
+  /// Polls for new work for a short while. Sleeping and being woken costs
+  /// two system calls and a context switch per task, far more than a short
+  /// task itself; a burst of submissions is served by the spinning worker.
+  static bool spinForWork(const Shared& shared) {
+    constexpr int rounds = 64;
+    for (int i = 0; i < rounds; ++i) {
+      if (shared.queuedHint.load(std::memory_order_relaxed) != 0) return true;
+      // Gives the core to the submitting thread when it needs it (2 cores
+      // and a busy producer are common); costs little otherwise.
+      std::this_thread::yield();
+    }
+    return false;
+  }
 
   static void workerLoop(std::shared_ptr<Shared> shared, std::size_t index, const void* owner) {
     currentPoolOwner = owner;
+    // The state of the task just run. Released outside the lock: for a
+    // worker detached at shutdown it may be the executor's last owner,
+    // whose destructor locks this mutex.
+    std::shared_ptr<StateBase> finished;
     std::unique_lock lock(shared->mutex);
     for (;;) {
-      shared->workAvailable.wait(lock, [&] { return shared->stopping || !shared->queue.empty(); });
-      if (shared->queue.empty()) break;
+      if (shared->queue.empty()) {
+        if (shared->stopping) break;
+        const bool spin = shared->spinning == 0;
+        if (spin) ++shared->spinning;
+        lock.unlock();
+        finished.reset();
+        if (spin) spinForWork(*shared);
+        lock.lock();
+        if (spin) --shared->spinning;
+        if (!shared->queue.empty() || shared->stopping) continue;
+        ++shared->sleeping;
+        shared->workAvailable.wait(lock,
+                                   [&] { return shared->stopping || !shared->queue.empty(); });
+        --shared->sleeping;
+        continue;
+      }
       Task task = std::move(shared->queue.front());
       shared->queue.pop_front();
-      shared->running[index] = task.state;
+      shared->queuedHint.store(shared->queue.size(), std::memory_order_relaxed);
+      shared->running[index] = std::move(task.state);
+      // post() skips the wake-up while a worker spins; that worker takes one
+      // task only, so more queued work must wake a sleeper now.
+      const bool wakeAnother =
+          !shared->queue.empty() && shared->sleeping > 0 && shared->spinning == 0;
       lock.unlock();
+      if (wakeAnother) shared->workAvailable.notify_one();
+      finished.reset();
       task.run();
       task = {};
       lock.lock();
-      auto finished = std::move(shared->running[index]);
-      lock.unlock();
-      // Released outside the lock: for a worker detached at shutdown this may
-      // be the executor's last owner, whose destructor locks this mutex.
-      finished.reset();
-      lock.lock();
+      finished = std::move(shared->running[index]);
     }
+    lock.unlock();
+    finished.reset();
+    lock.lock();
     shared->exited[index] = true;
     --shared->liveWorkers;
     shared->workerExited.notify_all();

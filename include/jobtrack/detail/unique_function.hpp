@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -8,36 +10,95 @@ namespace jobtrack::detail {
 
 /// A move-only `void()` callable (C++23's std::move_only_function is not
 /// available in C++20): continuations capture move-only handlers and values.
+///
+/// Callables of up to `inlineSize` bytes that move without throwing are kept
+/// inline, so the usual capture (a few pointers, a shared_ptr or two) costs
+/// no allocation: a tracked job creates several of these.
 class UniqueFunction {
  public:
+  static constexpr std::size_t inlineSize = 48;
+
   UniqueFunction() noexcept = default;
 
   template <class F>
     requires(!std::is_same_v<std::remove_cvref_t<F>, UniqueFunction> &&
              std::is_invocable_v<std::remove_cvref_t<F>&>)
-  UniqueFunction(F&& f)  // NOLINT(google-explicit-constructor): a function wrapper
-      : callable_(std::make_unique<Model<std::remove_cvref_t<F>>>(std::forward<F>(f))) {}
+  UniqueFunction(F&& f) {  // NOLINT(google-explicit-constructor): a function wrapper
+    using Fn = std::remove_cvref_t<F>;
+    if constexpr (fitsInline<Fn>()) {
+      ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
+      ops_ = &inlineOps<Fn>;
+    } else {
+      *heapSlot() = new Fn(std::forward<F>(f));
+      ops_ = &heapOps<Fn>;
+    }
+  }
 
-  UniqueFunction(UniqueFunction&&) noexcept = default;
-  UniqueFunction& operator=(UniqueFunction&&) noexcept = default;
+  UniqueFunction(UniqueFunction&& other) noexcept { moveFrom(other); }
 
-  explicit operator bool() const noexcept { return callable_ != nullptr; }
-  void operator()() { callable_->call(); }
+  UniqueFunction& operator=(UniqueFunction&& other) noexcept {
+    if (this != &other) {
+      reset();
+      moveFrom(other);
+    }
+    return *this;
+  }
+
+  UniqueFunction(const UniqueFunction&) = delete;
+  UniqueFunction& operator=(const UniqueFunction&) = delete;
+
+  ~UniqueFunction() { reset(); }
+
+  explicit operator bool() const noexcept { return ops_ != nullptr; }
+  void operator()() { ops_->call(storage_); }
 
  private:
-  struct Concept {
-    virtual ~Concept() = default;
-    virtual void call() = 0;
-  };
-  template <class F>
-  struct Model final : Concept {
-    template <class G>
-    explicit Model(G&& g) : f(std::forward<G>(g)) {}
-    void call() override { f(); }
-    F f;
+  /// What a stored callable can do; one static table per callable type.
+  struct Ops {
+    void (*call)(void* storage);
+    /// Move-constructs into `to` from `from` and destroys `from`'s callable.
+    void (*relocate)(void* from, void* to) noexcept;
+    void (*destroy)(void* storage) noexcept;
   };
 
-  std::unique_ptr<Concept> callable_;
+  template <class Fn>
+  static constexpr bool fitsInline() {
+    return sizeof(Fn) <= inlineSize && alignof(Fn) <= alignof(void*) &&
+           std::is_nothrow_move_constructible_v<Fn>;
+  }
+
+  template <class Fn>
+  static constexpr Ops inlineOps{
+      [](void* s) { (*std::launder(static_cast<Fn*>(s)))(); },
+      [](void* from, void* to) noexcept {
+        Fn* source = std::launder(static_cast<Fn*>(from));
+        ::new (to) Fn(std::move(*source));
+        source->~Fn();
+      },
+      [](void* s) noexcept { std::launder(static_cast<Fn*>(s))->~Fn(); },
+  };
+
+  template <class Fn>
+  static constexpr Ops heapOps{
+      [](void* s) { (**static_cast<Fn**>(s))(); },
+      [](void* from, void* to) noexcept { *static_cast<Fn**>(to) = *static_cast<Fn**>(from); },
+      [](void* s) noexcept { delete *static_cast<Fn**>(s); },
+  };
+
+  void** heapSlot() noexcept { return reinterpret_cast<void**>(storage_); }
+
+  void moveFrom(UniqueFunction& other) noexcept {
+    if (!other.ops_) return;
+    other.ops_->relocate(other.storage_, storage_);
+    ops_ = std::exchange(other.ops_, nullptr);
+  }
+
+  void reset() noexcept {
+    if (auto* ops = std::exchange(ops_, nullptr)) ops->destroy(storage_);
+  }
+
+  alignas(void*) unsigned char storage_[inlineSize];
+  const Ops* ops_ = nullptr;
 };
 
 }  // namespace jobtrack::detail
