@@ -315,14 +315,10 @@ class TrackerCore : public JobStoreListener<Result>,
     auto& shard = shardOf(record->snapshot.id);
     std::unique_lock lock(shard.mutex);
     std::lock_guard recordLock(record->mutex);
-    {
-      // Numbered and stamped together, and under the shard's lock: each
-      // shard's list is in sequence order, which is also the order of
-      // createdAt across threads (list() merges the shards by sequence).
-      std::lock_guard stamp(stampMutex_);
-      record->sequence = ++lastSequence_;
-      record->snapshot.createdAt = snapshotNow();
-    }
+    // Under the shard's lock, so each shard's list is in sequence order;
+    // list() merges the shards by sequence, which is also createdAt's order.
+    record->sequence = nextSequence();
+    record->snapshot.createdAt = createdAtOf(record->sequence);
     publish(record->snapshot);
     shard.jobs.emplace(record->snapshot.id, record);
     record->older = shard.newest;
@@ -678,8 +674,26 @@ class TrackerCore : public JobStoreListener<Result>,
   }
   std::array<Shard, shardCount> shards_;
 
-  std::mutex stampMutex_;  // guards lastSequence_
-  std::uint64_t lastSequence_ = 0;
+  // Registration sequence numbers: the creation time in milliseconds in the
+  // high bits, a counter in the low ones. Increasing across threads without
+  // a lock, and createdAt (read back from it) never goes backwards.
+  static constexpr int sequenceCounterBits = 22;
+  std::uint64_t nextSequence() {
+    const auto now =
+        static_cast<std::uint64_t>(snapshotNow().time_since_epoch() / std::chrono::milliseconds(1));
+    auto last = lastSequence_.load(std::memory_order_relaxed);
+    std::uint64_t next = 0;
+    do {
+      next = std::max(last + 1, now << sequenceCounterBits);
+    } while (!lastSequence_.compare_exchange_weak(last, next, std::memory_order_relaxed));
+    return next;
+  }
+  static std::chrono::system_clock::time_point createdAtOf(std::uint64_t sequence) {
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::milliseconds(sequence >> sequenceCounterBits)));
+  }
+  std::atomic<std::uint64_t> lastSequence_{0};
 
   std::mutex retentionMutex_;
   std::deque<Finished> finished_;  // in the order jobs finished
