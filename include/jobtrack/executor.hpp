@@ -238,8 +238,10 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
   } else {
     core->countSubmitted();
     state->setCancelHook([rawCore, rawState] { rawCore->countCancelled(*rawState); });
-    BlockingPool::Task task{state, [state, rawCore, fn = Fn(std::forward<F>(f))]() mutable {
-                              runBlocking(*state, fn, *rawCore);
+    // The task's `state` keeps the state alive until the body has run.
+    BlockingPool::Task task{state,
+                            [typed = state.get(), rawCore, fn = Fn(std::forward<F>(f))]() mutable {
+                              runBlocking(*typed, fn, *rawCore);
                             }};
     if (!core->postBlocking(task)) return refuse();
   }

@@ -207,10 +207,10 @@ template <class Result>
 struct JobRecord {
   using Snapshot = JobSnapshot<Result>;
 
+  /// createdAt is set when the job is registered (or copied from its owner).
   JobRecord(JobId id, std::string name) {
     snapshot.id = id;
     snapshot.name = std::move(name);
-    snapshot.createdAt = snapshotNow();
   }
 
   mutable std::mutex mutex;
@@ -415,8 +415,9 @@ class TrackerCore : public JobStoreListener<Result>,
     std::vector<RecordPtr> evicted;
     {
       std::lock_guard lock(retentionMutex_);
-      finished_.push_back({record, std::chrono::steady_clock::now()});
-      takeExpiredLocked(evicted);
+      const auto now = std::chrono::steady_clock::now();
+      finished_.push_back({record, now});
+      takeExpiredLocked(evicted, now);
     }
     remove(evicted);
     for (auto& waiter : waiters) waiter();
@@ -467,7 +468,7 @@ class TrackerCore : public JobStoreListener<Result>,
     std::vector<RecordPtr> evicted;
     {
       std::lock_guard lock(retentionMutex_);
-      takeExpiredLocked(evicted);
+      takeExpiredLocked(evicted, std::chrono::steady_clock::now());
     }
     remove(evicted);
   }
@@ -533,8 +534,8 @@ class TrackerCore : public JobStoreListener<Result>,
 
   /// Moves the finished jobs that retention no longer keeps into `out`.
   /// Called with retentionMutex_ held.
-  void takeExpiredLocked(std::vector<RecordPtr>& out) {
-    const auto expiry = std::chrono::steady_clock::now() - options_.finishedTtl;
+  void takeExpiredLocked(std::vector<RecordPtr>& out, std::chrono::steady_clock::time_point now) {
+    const auto expiry = now - options_.finishedTtl;
     while (!finished_.empty() &&
            (finished_.size() > options_.maxFinishedJobs || finished_.front().at <= expiry)) {
       out.push_back(std::move(finished_.front().record));
