@@ -144,7 +144,7 @@ struct CancelIfUnfinished {
 /// What a coroutine task shares between its frame, its completion and its cancel hook.
 struct CoroutineTask {
   explicit CoroutineTask(asio::strand<asio::any_io_executor> s) : strand(std::move(s)) {}
-  asio::strand<asio::any_io_executor> strand;
+  asio::strand<asio::any_io_executor> strand;  // one of the core's shared strands
   asio::cancellation_signal signal;
   std::optional<ExecutorCore::LiveHandle> live;
 };
@@ -220,7 +220,9 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
   ExecutorCore* rawCore = core.get();
   StateBase* rawState = state.get();
   if constexpr (TaskTraits<Fn>::isCoroutine) {
-    auto task = std::make_shared<CoroutineTask>(asio::make_strand(core->executor()));
+    auto strand = core->coroutineStrand();
+    if (!strand) return refuse();
+    auto task = std::make_shared<CoroutineTask>(std::move(*strand));
     task->live = core->addLive(state);
     if (!task->live) return refuse();
     core->countSubmitted();

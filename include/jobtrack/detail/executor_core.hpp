@@ -6,6 +6,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
+#include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <algorithm>
@@ -66,13 +67,15 @@ class ExecutorCore final : public Scheduler {
         poolExecutor_(pool_->get_executor()),
         coreExecutor_(*poolExecutor_),
         blocking_(blockingThreads, this),
-        shutdownTimeout_(shutdownTimeout) {}
+        shutdownTimeout_(shutdownTimeout),
+        strands_(makeStrands(coreExecutor_)) {}
 
   ExecutorCore(asio::any_io_executor external, std::size_t blockingThreads,
                std::chrono::milliseconds shutdownTimeout)
       : coreExecutor_(std::move(external)),
         blocking_(blockingThreads, this),
-        shutdownTimeout_(shutdownTimeout) {}
+        shutdownTimeout_(shutdownTimeout),
+        strands_(makeStrands(coreExecutor_)) {}
 
   void dispatch(UniqueFunction fn) override {
     thread_local int depth = 0;
@@ -94,6 +97,18 @@ class ExecutorCore final : public Scheduler {
   }
 
   [[nodiscard]] asio::any_io_executor executor() const override { return coreExecutor_; }
+
+  /// A strand for a new coroutine; nullopt once shut down. Coroutines share
+  /// a fixed set of strands, handed out in turn, instead of allocating one
+  /// each: a strand only has to keep a coroutine from running concurrently
+  /// with its own cancellation, and coroutines never block, so sharing
+  /// costs little. (Released at shutdown: a strand must not outlive the
+  /// execution context, which may be the caller's.)
+  [[nodiscard]] std::optional<asio::strand<asio::any_io_executor>> coroutineStrand() {
+    std::lock_guard lock(liveMutex_);
+    if (liveClosed_) return std::nullopt;
+    return strands_[nextStrand_++ % strands_.size()];
+  }
 
   [[nodiscard]] bool isClosed() const {
     std::shared_lock gate(gate_);
@@ -199,9 +214,11 @@ class ExecutorCore final : public Scheduler {
     }
     std::vector<std::shared_ptr<StateBase>> live;
     std::list<std::function<void()>> hooks;
+    std::vector<asio::strand<asio::any_io_executor>> strands;
     {
       std::lock_guard lock(liveMutex_);
       liveClosed_ = true;
+      strands.swap(strands_);
       for (auto& weak : live_) {
         if (auto state = weak.lock()) live.push_back(std::move(state));
       }
@@ -246,12 +263,23 @@ class ExecutorCore final : public Scheduler {
   std::chrono::milliseconds shutdownTimeout_;
   TaskCounters counters_;
 
+  static std::vector<asio::strand<asio::any_io_executor>> makeStrands(
+      const asio::any_io_executor& executor) {
+    constexpr std::size_t count = 64;
+    std::vector<asio::strand<asio::any_io_executor>> strands;
+    strands.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) strands.push_back(asio::make_strand(executor));
+    return strands;
+  }
+
   std::mutex shutdownMutex_;
   mutable std::shared_mutex gate_;
   bool closed_ = false;
   ShutdownResult lastShutdown_;
 
-  std::mutex liveMutex_;
+  std::mutex liveMutex_;  // guards the members below
+  std::vector<asio::strand<asio::any_io_executor>> strands_;
+  std::size_t nextStrand_ = 0;
   std::list<std::weak_ptr<StateBase>> live_;
   std::list<std::function<void()>> hooks_;
   bool liveClosed_ = false;
