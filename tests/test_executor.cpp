@@ -1720,3 +1720,42 @@ TEST_CASE("docs/executor.md example: an external io_context", "[executor][docs][
   work.reset();
   ioThread.join();
 }
+
+// ---------------------------------------------------------------------------
+// Timeouts at scale (one timer for every withTimeout, shared error objects)
+// and combinators that stop the others before delivering their outcome
+// ---------------------------------------------------------------------------
+
+TEST_CASE("TimeoutError and CancelledError are caught by const reference on any thread",
+          "[executor][timeout][errors]") {
+  AsyncExecutor exec(smallPools());
+  std::vector<Promise<int>> promises;
+  std::vector<Future<int>> timed;
+  for (int i = 0; i < 50; ++i) {
+    promises.push_back(exec.makePromise<int>());
+    timed.push_back(exec.withTimeout(promises.back().getFuture(), 1ms));
+  }
+  // Rethrown and caught on several threads at once.
+  auto caught = std::make_shared<std::atomic<int>>(0);
+  std::vector<Future<void>> checks;
+  for (auto& future : timed) {
+    checks.push_back(std::move(future).recover([caught](Future<int> ready) {
+      try {
+        (void)ready.get();
+      } catch (const TimeoutError& error) {
+        if (std::string(error.what()) == "jobtrack: operation timed out") ++*caught;
+      }
+    }));
+  }
+  for (auto& check : checks) check.get();
+  REQUIRE(*caught == 50);
+  auto promise = exec.makePromise<int>();
+  auto future = promise.getFuture();
+  REQUIRE(future.cancel());
+  try {
+    (void)future.get();
+    FAIL("a cancelled future must throw");
+  } catch (const CancelledError& error) {
+    REQUIRE(std::string(error.what()) == "jobtrack: operation cancelled");
+  }
+}
