@@ -1759,3 +1759,114 @@ TEST_CASE("TimeoutError and CancelledError are caught by const reference on any 
     REQUIRE(std::string(error.what()) == "jobtrack: operation cancelled");
   }
 }
+
+TEST_CASE("withTimeout: a shorter deadline added after a longer one still fires first",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto slow = exec.makePromise<int>();
+  auto fast = exec.makePromise<int>();
+  auto late = exec.withTimeout(slow.getFuture(), 1h);
+  auto early = exec.withTimeout(fast.getFuture(), 10ms);
+  REQUIRE_THROWS_AS(early.get(), TimeoutError);
+  REQUIRE_FALSE(late.isReady());
+  REQUIRE(slow.setValue(7));
+  REQUIRE(late.get() == 7);
+}
+
+TEST_CASE("withTimeout: many deadlines in any order each expire once, in-time ones pass",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  constexpr int count = 300;
+  std::vector<Promise<int>> promises;
+  std::vector<Future<int>> futures;
+  for (int i = 0; i < count; ++i) {
+    promises.push_back(exec.makePromise<int>());
+    // Deadlines 0..29 ms in a scrambled order; every third one an hour.
+    const auto timeout =
+        i % 3 == 0 ? std::chrono::milliseconds(1h) : std::chrono::milliseconds((i * 7) % 30);
+    futures.push_back(exec.withTimeout(promises.back().getFuture(), timeout));
+  }
+  for (int i = 0; i < count; i += 3) REQUIRE(promises[i].setValue(i));
+  for (int i = 0; i < count; ++i) {
+    if (i % 3 == 0) {
+      REQUIRE(futures[i].get() == i);
+    } else {
+      REQUIRE_THROWS_AS(futures[i].get(), TimeoutError);
+    }
+  }
+  for (int i = 1; i < count; ++i) {
+    if (i % 3 == 0) continue;
+    // The source is cancelled just after the TimeoutError is published.
+    CancelWatch watch(promises[i]);
+    REQUIRE(watch.waitFor());
+  }
+}
+
+TEST_CASE("withTimeout: zero, negative, fractional and huge timeouts",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto never1 = exec.makePromise<int>();
+  auto never2 = exec.makePromise<int>();
+  auto never3 = exec.makePromise<int>();
+  REQUIRE_THROWS_AS(exec.withTimeout(never1.getFuture(), 0ms).get(), TimeoutError);
+  REQUIRE_THROWS_AS(exec.withTimeout(never2.getFuture(), -5s).get(), TimeoutError);
+  REQUIRE_THROWS_AS(
+      exec.withTimeout(never3.getFuture(), std::chrono::duration<double, std::milli>(1.5)).get(),
+      TimeoutError);
+  auto later = exec.makePromise<int>();
+  auto huge = exec.withTimeout(later.getFuture(), std::chrono::hours::max());
+  REQUIRE_FALSE(huge.isReady());
+  REQUIRE(later.setValue(3));
+  REQUIRE(huge.get() == 3);
+}
+
+TEST_CASE("withTimeout of a ready future passes its outcome at once",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto timed = exec.withTimeout(makeReadyFuture(5), 1h);
+  REQUIRE(timed.isReady());
+  REQUIRE(timed.get() == 5);
+  auto failed =
+      exec.withTimeout(makeFailedFuture<int>(std::make_exception_ptr(CustomError{4})), 1h);
+  REQUIRE(failed.isReady());
+  REQUIRE_THROWS_AS(failed.get(), CustomError);
+}
+
+TEST_CASE("withTimeout leaves no pending wait once its sources complete in time",
+          "[executor][timeout][queue][external]") {
+  // No work guard: run() returns once nothing is pending, which requires the
+  // timeout queue to have cancelled its timer when its last entry left.
+  asio::io_context io;
+  AsyncExecutor exec(io.get_executor(), smallPools());
+  auto first = exec.makePromise<int>();
+  auto second = exec.makePromise<int>();
+  auto a = exec.withTimeout(first.getFuture(), 1h);
+  auto b = exec.withTimeout(second.getFuture(), 2h);
+  REQUIRE(first.setValue(1));
+  REQUIRE(second.setValue(2));
+  io.run_for(kPatience);
+  REQUIRE(io.stopped());  // ran out of work, rather than out of patience
+  REQUIRE(a.get() == 1);
+  REQUIRE(b.get() == 2);
+}
+
+TEST_CASE("shutdown cancels pending timeouts, and later ones are cancelled at once",
+          "[executor][timeout][queue][shutdown]") {
+  AsyncExecutor exec(smallPools());
+  auto never = exec.makePromise<int>();
+  CancelWatch watch(never);
+  auto pending = exec.withTimeout(never.getFuture(), 1h);
+  const auto report = exec.shutdown();
+  REQUIRE(report.coreDrained);  // no timer wait held the core pool back
+  REQUIRE(pending.isReady());
+  REQUIRE_THROWS_AS(pending.get(), CancelledError);
+  REQUIRE(watch.waitFor());
+
+  auto after = exec.makePromise<int>();
+  auto refused = exec.withTimeout(after.getFuture(), 1h);
+  REQUIRE(refused.isReady());
+  REQUIRE_THROWS_AS(refused.get(), CancelledError);
+  REQUIRE(after.isCancelled());
+  auto ready = exec.withTimeout(makeReadyFuture(1), 1h);
+  REQUIRE_THROWS_AS(ready.get(), CancelledError);
+}

@@ -5,6 +5,7 @@
 /// composes their futures (then, any, all, timeout, fallback).
 
 #include "jobtrack/detail/executor_core.hpp"
+#include "jobtrack/detail/timeout_queue.hpp"
 #include "jobtrack/errors.hpp"
 #include "jobtrack/future.hpp"
 
@@ -490,39 +491,38 @@ class AsyncExecutor {
   }
 
   /// Fails with TimeoutError if `future` is not ready within `timeout`, and
-  /// then cancels it. Uses an Asio timer: no thread waits.
+  /// then cancels it. No thread waits: the deadline joins the executor's
+  /// timeout queue (one Asio timer for all of them). The TimeoutError is one
+  /// shared object: catch it by const reference.
   template <class T, class Rep, class Period>
   Future<T> withTimeout(Future<T> future, std::chrono::duration<Rep, Period> timeout) {
     auto source = std::move(detail::stateOf(future));
     if (!source) throw std::future_error(std::future_errc::no_state);
+    const auto deadline = detail::TimeoutQueue::deadlineAfter(timeout);
     auto result = std::make_shared<detail::SharedState<T>>(core_);
     detail::linkStage(*source, result);
-    auto live = core_->addLive(result);
-    if (!live) {
+    if (source->isReady()) {
+      // In time by definition, and nothing is left pending (after shutdown,
+      // cancelled like every other withTimeout).
+      if (core_->isClosed()) {
+        result->cancel();
+      } else {
+        detail::forwardOutcome(*source, *result);
+      }
+      return detail::futureFrom(std::move(result));
+    }
+    const auto& queue = timeouts_.get(core_);
+    auto expiry = std::make_shared<detail::TimeoutExpiry<T>>(result, source);
+    if (!queue->add(expiry, deadline)) {
+      // Shut down: the queue's entries were cancelled, so is this one.
       result->cancel();
       return detail::futureFrom(std::move(result));
     }
-    struct Timer {
-      explicit Timer(const asio::any_io_executor& ex)
-          : strand(asio::make_strand(ex)), timer(strand) {}
-      asio::strand<asio::any_io_executor> strand;
-      asio::steady_timer timer;
-    };
-    auto timer = std::make_shared<Timer>(core_->executor());
-    timer->timer.expires_after(timeout);
-    timer->timer.async_wait(
-        [timer, weakResult = std::weak_ptr<detail::SharedState<T>>(result),
-         weakSource = std::weak_ptr<detail::SharedState<T>>(source)](const std::error_code& error) {
-          if (error) return;
-          auto r = weakResult.lock();
-          if (r && r->setException(std::make_exception_ptr(TimeoutError{}))) {
-            if (auto s = weakSource.lock()) s->cancel();
-          }
-        });
-    source->setContinuation([source, result, timer, core = core_, handle = *live] {
+    // A pending entry is cancelled when the executor shuts down (the queue
+    // closes); its continuation takes it out of the queue first.
+    source->setContinuation([source, result, expiry = std::move(expiry), queue] {
+      queue->remove(*expiry);
       detail::forwardOutcome(*source, *result);
-      asio::post(timer->strand, [timer] { timer->timer.cancel(); });
-      core->removeLive(handle);
     });
     return detail::futureFrom(std::move(result));
   }
@@ -646,6 +646,7 @@ class AsyncExecutor {
 
   ExecutorOptions options_;
   std::shared_ptr<detail::ExecutorCore> core_;
+  detail::LazyTimeoutQueue timeouts_;  ///< withTimeout's deadlines
 };
 
 namespace detail {
