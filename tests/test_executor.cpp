@@ -1870,3 +1870,47 @@ TEST_CASE("shutdown cancels pending timeouts, and later ones are cancelled at on
   auto ready = exec.withTimeout(makeReadyFuture(1), 1h);
   REQUIRE_THROWS_AS(ready.get(), CancelledError);
 }
+
+TEST_CASE("executeAny stops the losers before the winner's value is delivered",
+          "[executor][any][cancel]") {
+  AsyncExecutor exec(smallPools());
+  auto running = std::make_shared<Countdown>(2);
+  auto stopRequested = std::make_shared<std::atomic<int>>(0);
+  auto loser = [=](std::stop_token stop) {
+    // Counted by whichever thread requests the stop, when it requests it.
+    std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
+    running->countDown();
+    waitForStop(stop);
+    return 0;
+  };
+  auto race = exec.executeAny([running] { return running->waitFor() ? 1 : -1; }, loser, loser);
+  // Runs as soon as the value is delivered: both stops were requested by then.
+  auto seen = std::move(race).then(
+      [stopRequested](int value) { return std::make_pair(value, stopRequested->load()); });
+  REQUIRE(seen.get() == std::make_pair(1, 2));
+}
+
+TEST_CASE("executeAll cancels the siblings before the first failure is delivered",
+          "[executor][all][cancel]") {
+  AsyncExecutor exec(smallPools());
+  auto running = std::make_shared<Countdown>(1);
+  auto stopRequested = std::make_shared<std::atomic<int>>(0);
+  auto all = exec.executeAll(
+      [=](std::stop_token stop) {
+        std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
+        running->countDown();
+        waitForStop(stop);
+        return 0;
+      },
+      [running]() -> int { throw CustomError{running->waitFor() ? 9 : -1}; });
+  auto seen = std::move(all).recover([stopRequested](auto ready) {
+    int code = 0;
+    try {
+      (void)ready.get();
+    } catch (const CustomError& error) {
+      code = error.code;
+    }
+    return std::make_pair(code, stopRequested->load());
+  });
+  REQUIRE(seen.get() == std::make_pair(9, 1));
+}

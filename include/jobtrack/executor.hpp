@@ -19,6 +19,7 @@
 #include <asio/strand.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -260,6 +261,7 @@ Future<T> firstSuccess(const std::shared_ptr<ExecutorCore>& core, std::vector<Fu
     std::vector<std::exception_ptr> errors;
     std::size_t remaining;
     std::vector<std::shared_ptr<SharedState<T>>> sources;
+    std::atomic<bool> won{false};  ///< claimed by the first success
   };
   auto race = std::make_shared<Race>();
   race->remaining = futures.size();
@@ -280,7 +282,11 @@ Future<T> firstSuccess(const std::shared_ptr<ExecutorCore>& core, std::vector<Fu
     source->setContinuation([i, race, result, cancelAllBut] {
       auto& source = *race->sources[i];
       if (!source.exception()) {
-        if (result->setValue(source.takeValue())) cancelAllBut(*race, i);
+        // The first success claims the race and stops the losers before it
+        // delivers its value: waking a waiter can cost this thread its CPU.
+        if (race->won.exchange(true, std::memory_order_acq_rel)) return;
+        cancelAllBut(*race, i);
+        result->setValue(source.takeValue());
         return;
       }
       std::vector<std::exception_ptr> errors;
@@ -311,6 +317,7 @@ Future<std::vector<T>> allValues(const std::shared_ptr<ExecutorCore>& core,
     std::vector<std::optional<T>> values;
     std::size_t remaining;
     std::vector<std::shared_ptr<SharedState<T>>> sources;
+    std::atomic<bool> failed{false};  ///< claimed by the first failure
   };
   auto gather = std::make_shared<Gather>();
   gather->remaining = futures.size();
@@ -328,9 +335,12 @@ Future<std::vector<T>> allValues(const std::shared_ptr<ExecutorCore>& core,
     gather->sources[i]->setContinuation([i, gather, result, cancelAll] {
       auto& source = *gather->sources[i];
       if (source.exception()) {
-        // Siblings' CancelledErrors arrive after this and lose: the first
-        // genuine failure is what the whole reports.
-        if (result->setException(source.exception())) cancelAll(*gather);
+        // The first failure claims the whole and cancels the siblings before
+        // it delivers the failure; their CancelledErrors arrive after the
+        // claim and lose: the first genuine failure is what the whole reports.
+        if (gather->failed.exchange(true, std::memory_order_acq_rel)) return;
+        cancelAll(*gather);
+        result->setException(source.exception());
         return;
       }
       std::vector<T> values;
