@@ -1739,3 +1739,197 @@ TEST_CASE("docs/executor.md example: an external io_context", "[executor][docs][
   work.reset();
   ioThread.join();
 }
+
+// ---------------------------------------------------------------------------
+// Timeouts at scale (one timer for every withTimeout, shared error objects)
+// and combinators that stop the others before delivering their outcome
+// ---------------------------------------------------------------------------
+
+TEST_CASE("TimeoutError and CancelledError are caught by const reference on any thread",
+          "[executor][timeout][errors]") {
+  AsyncExecutor exec(smallPools());
+  std::vector<Promise<int>> promises;
+  std::vector<Future<int>> timed;
+  for (int i = 0; i < 50; ++i) {
+    promises.push_back(exec.makePromise<int>());
+    timed.push_back(exec.withTimeout(promises.back().getFuture(), 1ms));
+  }
+  // Rethrown and caught on several threads at once.
+  auto caught = std::make_shared<std::atomic<int>>(0);
+  std::vector<Future<void>> checks;
+  for (auto& future : timed) {
+    checks.push_back(std::move(future).recover([caught](Future<int> ready) {
+      try {
+        (void)ready.get();
+      } catch (const TimeoutError& error) {
+        if (std::string(error.what()) == "jobtrack: operation timed out") ++*caught;
+      }
+    }));
+  }
+  for (auto& check : checks) check.get();
+  REQUIRE(*caught == 50);
+  auto promise = exec.makePromise<int>();
+  auto future = promise.getFuture();
+  REQUIRE(future.cancel());
+  try {
+    (void)future.get();
+    FAIL("a cancelled future must throw");
+  } catch (const CancelledError& error) {
+    REQUIRE(std::string(error.what()) == "jobtrack: operation cancelled");
+  }
+}
+
+TEST_CASE("withTimeout: a shorter deadline added after a longer one still fires first",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto slow = exec.makePromise<int>();
+  auto fast = exec.makePromise<int>();
+  auto late = exec.withTimeout(slow.getFuture(), 1h);
+  auto early = exec.withTimeout(fast.getFuture(), 10ms);
+  REQUIRE_THROWS_AS(early.get(), TimeoutError);
+  REQUIRE_FALSE(late.isReady());
+  REQUIRE(slow.setValue(7));
+  REQUIRE(late.get() == 7);
+}
+
+TEST_CASE("withTimeout: many deadlines in any order each expire once, in-time ones pass",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  constexpr int count = 300;
+  std::vector<Promise<int>> promises;
+  std::vector<Future<int>> futures;
+  for (int i = 0; i < count; ++i) {
+    promises.push_back(exec.makePromise<int>());
+    // Deadlines 0..29 ms in a scrambled order; every third one an hour.
+    const auto timeout =
+        i % 3 == 0 ? std::chrono::milliseconds(1h) : std::chrono::milliseconds((i * 7) % 30);
+    futures.push_back(exec.withTimeout(promises.back().getFuture(), timeout));
+  }
+  for (int i = 0; i < count; i += 3) REQUIRE(promises[i].setValue(i));
+  for (int i = 0; i < count; ++i) {
+    if (i % 3 == 0) {
+      REQUIRE(futures[i].get() == i);
+    } else {
+      REQUIRE_THROWS_AS(futures[i].get(), TimeoutError);
+    }
+  }
+  for (int i = 1; i < count; ++i) {
+    if (i % 3 == 0) continue;
+    // The source is cancelled just after the TimeoutError is published.
+    CancelWatch watch(promises[i]);
+    REQUIRE(watch.waitFor());
+  }
+}
+
+TEST_CASE("withTimeout: zero, negative, fractional and huge timeouts",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto never1 = exec.makePromise<int>();
+  auto never2 = exec.makePromise<int>();
+  auto never3 = exec.makePromise<int>();
+  REQUIRE_THROWS_AS(exec.withTimeout(never1.getFuture(), 0ms).get(), TimeoutError);
+  REQUIRE_THROWS_AS(exec.withTimeout(never2.getFuture(), -5s).get(), TimeoutError);
+  REQUIRE_THROWS_AS(
+      exec.withTimeout(never3.getFuture(), std::chrono::duration<double, std::milli>(1.5)).get(),
+      TimeoutError);
+  auto later = exec.makePromise<int>();
+  auto huge = exec.withTimeout(later.getFuture(), std::chrono::hours::max());
+  REQUIRE_FALSE(huge.isReady());
+  REQUIRE(later.setValue(3));
+  REQUIRE(huge.get() == 3);
+}
+
+TEST_CASE("withTimeout of a ready future passes its outcome at once",
+          "[executor][timeout][queue]") {
+  AsyncExecutor exec(smallPools());
+  auto timed = exec.withTimeout(makeReadyFuture(5), 1h);
+  REQUIRE(timed.isReady());
+  REQUIRE(timed.get() == 5);
+  auto failed =
+      exec.withTimeout(makeFailedFuture<int>(std::make_exception_ptr(CustomError{4})), 1h);
+  REQUIRE(failed.isReady());
+  REQUIRE_THROWS_AS(failed.get(), CustomError);
+}
+
+TEST_CASE("withTimeout leaves no pending wait once its sources complete in time",
+          "[executor][timeout][queue][external]") {
+  // No work guard: run() returns once nothing is pending, which requires the
+  // timeout queue to have cancelled its timer when its last entry left.
+  asio::io_context io;
+  AsyncExecutor exec(io.get_executor(), smallPools());
+  auto first = exec.makePromise<int>();
+  auto second = exec.makePromise<int>();
+  auto a = exec.withTimeout(first.getFuture(), 1h);
+  auto b = exec.withTimeout(second.getFuture(), 2h);
+  REQUIRE(first.setValue(1));
+  REQUIRE(second.setValue(2));
+  io.run_for(kPatience);
+  REQUIRE(io.stopped());  // ran out of work, rather than out of patience
+  REQUIRE(a.get() == 1);
+  REQUIRE(b.get() == 2);
+}
+
+TEST_CASE("shutdown cancels pending timeouts, and later ones are cancelled at once",
+          "[executor][timeout][queue][shutdown]") {
+  AsyncExecutor exec(smallPools());
+  auto never = exec.makePromise<int>();
+  CancelWatch watch(never);
+  auto pending = exec.withTimeout(never.getFuture(), 1h);
+  const auto report = exec.shutdown();
+  REQUIRE(report.coreDrained);  // no timer wait held the core pool back
+  REQUIRE(pending.isReady());
+  REQUIRE_THROWS_AS(pending.get(), CancelledError);
+  REQUIRE(watch.waitFor());
+
+  auto after = exec.makePromise<int>();
+  auto refused = exec.withTimeout(after.getFuture(), 1h);
+  REQUIRE(refused.isReady());
+  REQUIRE_THROWS_AS(refused.get(), CancelledError);
+  REQUIRE(after.isCancelled());
+  auto ready = exec.withTimeout(makeReadyFuture(1), 1h);
+  REQUIRE_THROWS_AS(ready.get(), CancelledError);
+}
+
+TEST_CASE("executeAny stops the losers before the winner's value is delivered",
+          "[executor][any][cancel]") {
+  AsyncExecutor exec(smallPools());
+  auto running = std::make_shared<Countdown>(2);
+  auto stopRequested = std::make_shared<std::atomic<int>>(0);
+  auto loser = [=](std::stop_token stop) {
+    // Counted by whichever thread requests the stop, when it requests it.
+    std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
+    running->countDown();
+    waitForStop(stop);
+    return 0;
+  };
+  auto race = exec.executeAny([running] { return running->waitFor() ? 1 : -1; }, loser, loser);
+  // Runs as soon as the value is delivered: both stops were requested by then.
+  auto seen = std::move(race).then(
+      [stopRequested](int value) { return std::make_pair(value, stopRequested->load()); });
+  REQUIRE(seen.get() == std::make_pair(1, 2));
+}
+
+TEST_CASE("executeAll cancels the siblings before the first failure is delivered",
+          "[executor][all][cancel]") {
+  AsyncExecutor exec(smallPools());
+  auto running = std::make_shared<Countdown>(1);
+  auto stopRequested = std::make_shared<std::atomic<int>>(0);
+  auto all = exec.executeAll(
+      [=](std::stop_token stop) {
+        std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
+        running->countDown();
+        waitForStop(stop);
+        return 0;
+      },
+      [running]() -> int { throw CustomError{running->waitFor() ? 9 : -1}; });
+  auto seen = std::move(all).recover([stopRequested](auto ready) {
+    int code = 0;
+    try {
+      (void)ready.get();
+    } catch (const CustomError& error) {
+      code = error.code;
+    }
+    return std::make_pair(code, stopRequested->load());
+  });
+  REQUIRE(seen.get() == std::make_pair(9, 1));
+}

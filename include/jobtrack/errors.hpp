@@ -13,14 +13,16 @@
 namespace jobtrack {
 
 /// A future that was cancelled (explicitly, or because its executor shut
-/// down) completes with this error.
+/// down) completes with this error. jobtrack stores one shared instance for
+/// every cancel: catch it by const reference.
 class CancelledError : public std::runtime_error {
  public:
   CancelledError() : std::runtime_error("jobtrack: operation cancelled") {}
   using std::runtime_error::runtime_error;
 };
 
-/// `withTimeout` fails with this error when its duration passes first.
+/// `withTimeout` fails with this error when its duration passes first (one
+/// shared instance for every timeout: catch it by const reference).
 class TimeoutError : public std::runtime_error {
  public:
   TimeoutError() : std::runtime_error("jobtrack: operation timed out") {}
@@ -70,6 +72,26 @@ class AllFailedError : public std::runtime_error {
 
   std::vector<std::exception_ptr> errors_;
 };
+
+namespace detail {
+
+/// The one CancelledError every cancel stores: a cancel allocates nothing.
+/// Never destroyed, so threads still running at exit may use it. Sharing one
+/// exception object is safe: each rethrow (from any thread) catches the same
+/// object, so it must be caught by const reference and never modified.
+[[nodiscard]] inline const std::exception_ptr& cancelledErrorPtr() {
+  static const auto* const error =
+      new std::exception_ptr(std::make_exception_ptr(CancelledError{}));
+  return *error;
+}
+
+/// The one TimeoutError every `withTimeout` expiry stores (see cancelledErrorPtr).
+[[nodiscard]] inline const std::exception_ptr& timeoutErrorPtr() {
+  static const auto* const error = new std::exception_ptr(std::make_exception_ptr(TimeoutError{}));
+  return *error;
+}
+
+}  // namespace detail
 
 /// A readable message for any captured exception, std or not.
 [[nodiscard]] inline std::string describeException(const std::exception_ptr& error) {

@@ -5,6 +5,7 @@
 /// composes their futures (then, any, all, timeout, fallback).
 
 #include "jobtrack/detail/executor_core.hpp"
+#include "jobtrack/detail/timeout_queue.hpp"
 #include "jobtrack/errors.hpp"
 #include "jobtrack/future.hpp"
 
@@ -18,6 +19,7 @@
 #include <asio/strand.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -263,6 +265,7 @@ Future<T> firstSuccess(const std::shared_ptr<ExecutorCore>& core, std::vector<Fu
     std::vector<std::exception_ptr> errors;
     std::size_t remaining;
     std::vector<std::shared_ptr<SharedState<T>>> sources;
+    std::atomic<bool> won{false};  ///< claimed by the first success
   };
   auto race = std::make_shared<Race>();
   race->remaining = futures.size();
@@ -283,7 +286,11 @@ Future<T> firstSuccess(const std::shared_ptr<ExecutorCore>& core, std::vector<Fu
     source->setContinuation([i, race, result, cancelAllBut] {
       auto& source = *race->sources[i];
       if (!source.exception()) {
-        if (result->setValue(source.takeValue())) cancelAllBut(*race, i);
+        // The first success claims the race and stops the losers before it
+        // delivers its value: waking a waiter can cost this thread its CPU.
+        if (race->won.exchange(true, std::memory_order_acq_rel)) return;
+        cancelAllBut(*race, i);
+        result->setValue(source.takeValue());
         return;
       }
       std::vector<std::exception_ptr> errors;
@@ -314,6 +321,7 @@ Future<std::vector<T>> allValues(const std::shared_ptr<ExecutorCore>& core,
     std::vector<std::optional<T>> values;
     std::size_t remaining;
     std::vector<std::shared_ptr<SharedState<T>>> sources;
+    std::atomic<bool> failed{false};  ///< claimed by the first failure
   };
   auto gather = std::make_shared<Gather>();
   gather->remaining = futures.size();
@@ -331,9 +339,12 @@ Future<std::vector<T>> allValues(const std::shared_ptr<ExecutorCore>& core,
     gather->sources[i]->setContinuation([i, gather, result, cancelAll] {
       auto& source = *gather->sources[i];
       if (source.exception()) {
-        // Siblings' CancelledErrors arrive after this and lose: the first
-        // genuine failure is what the whole reports.
-        if (result->setException(source.exception())) cancelAll(*gather);
+        // The first failure claims the whole and cancels the siblings before
+        // it delivers the failure; their CancelledErrors arrive after the
+        // claim and lose: the first genuine failure is what the whole reports.
+        if (gather->failed.exchange(true, std::memory_order_acq_rel)) return;
+        cancelAll(*gather);
+        result->setException(source.exception());
         return;
       }
       std::vector<T> values;
@@ -494,39 +505,38 @@ class AsyncExecutor {
   }
 
   /// Fails with TimeoutError if `future` is not ready within `timeout`, and
-  /// then cancels it. Uses an Asio timer: no thread waits.
+  /// then cancels it. No thread waits: the deadline joins the executor's
+  /// timeout queue (one Asio timer for all of them). The TimeoutError is one
+  /// shared object: catch it by const reference.
   template <class T, class Rep, class Period>
   Future<T> withTimeout(Future<T> future, std::chrono::duration<Rep, Period> timeout) {
     auto source = std::move(detail::stateOf(future));
     if (!source) throw std::future_error(std::future_errc::no_state);
+    const auto deadline = detail::TimeoutQueue::deadlineAfter(timeout);
     auto result = std::make_shared<detail::SharedState<T>>(core_);
     detail::linkStage(*source, result);
-    auto live = core_->addLive(result);
-    if (!live) {
+    if (source->isReady()) {
+      // In time by definition, and nothing is left pending (after shutdown,
+      // cancelled like every other withTimeout).
+      if (core_->isClosed()) {
+        result->cancel();
+      } else {
+        detail::forwardOutcome(*source, *result);
+      }
+      return detail::futureFrom(std::move(result));
+    }
+    const auto& queue = timeouts_.get(core_);
+    auto expiry = std::make_shared<detail::TimeoutExpiry<T>>(result, source);
+    if (!queue->add(expiry, deadline)) {
+      // Shut down: the queue's entries were cancelled, so is this one.
       result->cancel();
       return detail::futureFrom(std::move(result));
     }
-    struct Timer {
-      explicit Timer(const asio::any_io_executor& ex)
-          : strand(asio::make_strand(ex)), timer(strand) {}
-      asio::strand<asio::any_io_executor> strand;
-      asio::steady_timer timer;
-    };
-    auto timer = std::make_shared<Timer>(core_->executor());
-    timer->timer.expires_after(timeout);
-    timer->timer.async_wait(
-        [timer, weakResult = std::weak_ptr<detail::SharedState<T>>(result),
-         weakSource = std::weak_ptr<detail::SharedState<T>>(source)](const std::error_code& error) {
-          if (error) return;
-          auto r = weakResult.lock();
-          if (r && r->setException(std::make_exception_ptr(TimeoutError{}))) {
-            if (auto s = weakSource.lock()) s->cancel();
-          }
-        });
-    source->setContinuation([source, result, timer, core = core_, handle = *live] {
+    // A pending entry is cancelled when the executor shuts down (the queue
+    // closes); its continuation takes it out of the queue first.
+    source->setContinuation([source, result, expiry = std::move(expiry), queue] {
+      queue->remove(*expiry);
       detail::forwardOutcome(*source, *result);
-      asio::post(timer->strand, [timer] { timer->timer.cancel(); });
-      core->removeLive(handle);
     });
     return detail::futureFrom(std::move(result));
   }
@@ -650,6 +660,7 @@ class AsyncExecutor {
 
   ExecutorOptions options_;
   std::shared_ptr<detail::ExecutorCore> core_;
+  detail::LazyTimeoutQueue timeouts_;  ///< withTimeout's deadlines
 };
 
 namespace detail {

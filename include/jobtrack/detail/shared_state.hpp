@@ -74,7 +74,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
     {
       std::lock_guard lock(mutex_);
       if (ready_.load(std::memory_order_relaxed)) return false;
-      error_ = std::make_exception_ptr(CancelledError{});
+      error_ = cancelledErrorPtr();
       cancelled_ = true;
       ready_.store(true, std::memory_order_release);
       stop = stop_;
