@@ -176,6 +176,10 @@ Result toResult(Stored<T>&& value) {
 
 /// The error kind and message for a failure.
 inline std::pair<ErrorKind, std::string> classify(const std::exception_ptr& error) {
+  // The library's own cancels and timeouts share one error each: known
+  // without the cost of a rethrow.
+  if (error == cancelledErrorPtr()) return {ErrorKind::Cancelled, CancelledError{}.what()};
+  if (error == timeoutErrorPtr()) return {ErrorKind::Timeout, TimeoutError{}.what()};
   try {
     std::rethrow_exception(error);
   } catch (const CancelledError& e) {
