@@ -228,7 +228,7 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
     task->live = core->addLive(state);
     if (!task->live) return refuse();
     core->countSubmitted();
-    // The cancellation signal is emitted on the coroutine's own strand:
+    // The cancellation signal is emitted on the coroutine's strand:
     // emitting from the cancelling thread would race with the coroutine.
     state->setCancelHook([rawCore, rawState, task] {
       rawCore->countCancelled(*rawState);
@@ -401,7 +401,7 @@ class AsyncExecutor {
   /// Runs `f` in the background and returns its future at once.
   /// `f` is `T()` or `T(std::stop_token)` (runs on the blocking pool; the
   /// token is signalled on cancel), or returns `asio::awaitable<T>` (runs as
-  /// a coroutine on the core pool, on its own strand; cancel delivers an
+  /// a coroutine on the core pool, on a strand; cancel delivers an
   /// Asio cancellation signal). Throws ExecutorShutdownError after shutdown.
   template <detail::Task F>
   Future<detail::TaskValue<F>> executeAsync(F&& f) {
