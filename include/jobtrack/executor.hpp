@@ -289,7 +289,12 @@ Future<T> firstSuccess(const std::shared_ptr<ExecutorCore>& core, std::vector<Fu
         // The first success claims the race and stops the losers before it
         // delivers its value: waking a waiter can cost this thread its CPU.
         if (race->won.exchange(true, std::memory_order_acq_rel)) return;
-        cancelAllBut(*race, i);
+        try {
+          cancelAllBut(*race, i);
+        } catch (...) {
+          result->setValue(source.takeValue());  // a throwing stop callback loses no result
+          throw;
+        }
         result->setValue(source.takeValue());
         return;
       }
@@ -343,7 +348,12 @@ Future<std::vector<T>> allValues(const std::shared_ptr<ExecutorCore>& core,
         // it delivers the failure; their CancelledErrors arrive after the
         // claim and lose: the first genuine failure is what the whole reports.
         if (gather->failed.exchange(true, std::memory_order_acq_rel)) return;
-        cancelAll(*gather);
+        try {
+          cancelAll(*gather);
+        } catch (...) {
+          result->setException(source.exception());  // a throwing stop callback loses no result
+          throw;
+        }
         result->setException(source.exception());
         return;
       }
@@ -401,8 +411,9 @@ class AsyncExecutor {
   /// Runs `f` in the background and returns its future at once.
   /// `f` is `T()` or `T(std::stop_token)` (runs on the blocking pool; the
   /// token is signalled on cancel), or returns `asio::awaitable<T>` (runs as
-  /// a coroutine on the core pool, on a strand; cancel delivers an
-  /// Asio cancellation signal). Throws ExecutorShutdownError after shutdown.
+  /// a coroutine on the core pool, on a strand it shares with other
+  /// coroutines, so it must never block; cancel delivers an Asio
+  /// cancellation signal). Throws ExecutorShutdownError after shutdown.
   template <detail::Task F>
   Future<detail::TaskValue<F>> executeAsync(F&& f) {
     return detail::launch(core_, std::forward<F>(f), true);

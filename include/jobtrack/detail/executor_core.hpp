@@ -67,15 +67,13 @@ class ExecutorCore final : public Scheduler {
         poolExecutor_(pool_->get_executor()),
         coreExecutor_(*poolExecutor_),
         blocking_(blockingThreads, this),
-        shutdownTimeout_(shutdownTimeout),
-        strands_(makeStrands(coreExecutor_)) {}
+        shutdownTimeout_(shutdownTimeout) {}
 
   ExecutorCore(asio::any_io_executor external, std::size_t blockingThreads,
                std::chrono::milliseconds shutdownTimeout)
       : coreExecutor_(std::move(external)),
         blocking_(blockingThreads, this),
-        shutdownTimeout_(shutdownTimeout),
-        strands_(makeStrands(coreExecutor_)) {}
+        shutdownTimeout_(shutdownTimeout) {}
 
   void dispatch(UniqueFunction fn) override {
     thread_local int depth = 0;
@@ -102,11 +100,13 @@ class ExecutorCore final : public Scheduler {
   /// a fixed set of strands, handed out in turn, instead of allocating one
   /// each: a strand only has to keep a coroutine from running concurrently
   /// with its own cancellation, and coroutines never block, so sharing
-  /// costs little. (Released at shutdown: a strand must not outlive the
-  /// execution context, which may be the caller's.)
+  /// costs little. The strands are made on first use and the executor drops
+  /// its own at shutdown (a strand must not outlive the execution context,
+  /// which may be the caller's); coroutine tasks hold theirs until they end.
   [[nodiscard]] std::optional<asio::strand<asio::any_io_executor>> coroutineStrand() {
     std::lock_guard lock(liveMutex_);
     if (liveClosed_) return std::nullopt;
+    if (strands_.empty()) strands_ = makeStrands(coreExecutor_);
     return strands_[nextStrand_++ % strands_.size()];
   }
 

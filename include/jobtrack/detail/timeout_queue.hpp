@@ -60,8 +60,9 @@ class TimeoutQueue : public std::enable_shared_from_this<TimeoutQueue> {
     std::size_t index_ = notQueued;  // position in the heap; guarded by the queue's mutex
   };
 
-  /// A queue whose timer runs on `owner`'s executor; keeps `owner` (and so
-  /// the execution context the timer belongs to) alive as long as itself.
+  /// A queue whose timer runs on `owner`'s executor; keeps `owner` alive as
+  /// long as itself (and with it an owned core pool; an executor passed in
+  /// by the caller must outlive the AsyncExecutor, as always).
   explicit TimeoutQueue(std::shared_ptr<Scheduler> owner)
       : owner_(std::move(owner)), executor_(owner_->executor()), timer_(executor_) {}
 

@@ -29,7 +29,7 @@ class UniqueFunction {
       ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
       ops_ = &inlineOps<Fn>;
     } else {
-      *heapSlot() = new Fn(std::forward<F>(f));
+      ::new (static_cast<void*>(storage_)) Fn*(new Fn(std::forward<F>(f)));
       ops_ = &heapOps<Fn>;
     }
   }
@@ -80,12 +80,10 @@ class UniqueFunction {
 
   template <class Fn>
   static constexpr Ops heapOps{
-      [](void* s) { (**static_cast<Fn**>(s))(); },
-      [](void* from, void* to) noexcept { *static_cast<Fn**>(to) = *static_cast<Fn**>(from); },
-      [](void* s) noexcept { delete *static_cast<Fn**>(s); },
+      [](void* s) { (**std::launder(static_cast<Fn**>(s)))(); },
+      [](void* from, void* to) noexcept { ::new (to) Fn*(*std::launder(static_cast<Fn**>(from))); },
+      [](void* s) noexcept { delete *std::launder(static_cast<Fn**>(s)); },
   };
-
-  void** heapSlot() noexcept { return reinterpret_cast<void**>(storage_); }
 
   void moveFrom(UniqueFunction& other) noexcept {
     if (!other.ops_) return;
