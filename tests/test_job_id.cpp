@@ -390,6 +390,14 @@ TEST_CASE("isTerminal is true for Completed, Failed and Cancelled only", "[job_s
   STATIC_REQUIRE(jobtrack::isTerminal(JobStatus::Cancelled));
 }
 
+TEST_CASE("lifecycleStage orders pending, running and every terminal state", "[job_status]") {
+  STATIC_REQUIRE(jobtrack::lifecycleStage(JobStatus::Pending) == 0);
+  STATIC_REQUIRE(jobtrack::lifecycleStage(JobStatus::Running) == 1);
+  STATIC_REQUIRE(jobtrack::lifecycleStage(JobStatus::Completed) == 2);
+  STATIC_REQUIRE(jobtrack::lifecycleStage(JobStatus::Failed) == 2);
+  STATIC_REQUIRE(jobtrack::lifecycleStage(JobStatus::Cancelled) == 2);
+}
+
 TEST_CASE("JSON round-trips JobId, JobStatus and ErrorKind as strings", "[job_id][json]") {
   using nlohmann::json;
 

@@ -160,17 +160,6 @@ bool isIsoMillis(std::string_view text) {
   return true;
 }
 
-int rank(JobStatus status) {
-  switch (status) {
-    case JobStatus::Pending:
-      return 0;
-    case JobStatus::Running:
-      return 1;
-    default:
-      return 2;
-  }
-}
-
 /// Saturates a one-thread blocking pool: the returned job holds the thread
 /// until `gate` opens. Returns once its body runs.
 JobId occupyTheOnlyThread(Tracker& tracker, AsyncExecutor& executor, const Gate& gate) {
@@ -1080,7 +1069,7 @@ TEST_CASE("per job, statuses never go backwards in what a subscriber sees",
     CHECK(events.front().status == JobStatus::Pending);
     int terminals = 0;
     for (std::size_t i = 1; i < events.size(); ++i) {
-      CHECK(rank(events[i].status) >= rank(events[i - 1].status));
+      CHECK(lifecycleStage(events[i].status) >= lifecycleStage(events[i - 1].status));
       CHECK_FALSE(isTerminal(events[i - 1].status));  // nothing after the terminal event
     }
     for (const auto& e : events) terminals += isTerminal(e.status) ? 1 : 0;
@@ -1747,7 +1736,8 @@ TEST_CASE("many threads submitting, polling, listing, cancelling and waiting at 
     CHECK(seen.front() == JobStatus::Pending);
     CHECK(isTerminal(seen.back()));
     CHECK(std::count_if(seen.begin(), seen.end(), [](JobStatus s) { return isTerminal(s); }) == 1);
-    for (std::size_t i = 1; i < seen.size(); ++i) CHECK(rank(seen[i]) >= rank(seen[i - 1]));
+    for (std::size_t i = 1; i < seen.size(); ++i)
+      CHECK(lifecycleStage(seen[i]) >= lifecycleStage(seen[i - 1]));
     CHECK(seen.back() == tracker.get(id)->status);
   }
   const auto stats = tracker.stats();

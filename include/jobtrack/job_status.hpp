@@ -62,6 +62,14 @@ enum class ErrorKind { None, Exception, Timeout, Cancelled, Lost };
          status == JobStatus::Cancelled;
 }
 
+/// How far along its life a job in `status` is: 0 pending, 1 running, 2
+/// finished (any terminal state). A job's stage never decreases, so this
+/// orders two snapshots of one job. Never throws.
+[[nodiscard]] constexpr int lifecycleStage(JobStatus status) noexcept {
+  if (isTerminal(status)) return 2;
+  return status == JobStatus::Running ? 1 : 0;
+}
+
 namespace detail {
 
 /// ASCII case-insensitive equality (locale-independent). Never throws.

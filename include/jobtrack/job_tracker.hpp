@@ -440,14 +440,18 @@ class TrackerCore : public JobStoreListener<Result>,
       if (work) work->cancel();
       if (stop) stop->request_stop();
     }
-    std::vector<RecordPtr> evicted;
+    RecordPtr expired;
+    bool moreExpired = false;
     {
       std::lock_guard lock(retentionMutex_);
       const auto now = std::chrono::steady_clock::now();
       finished_.push_back({record, now});
-      takeExpiredLocked(evicted, now);
+      expired = takeExpiredLocked(now);
+      moreExpired = hasExpiredLocked(now);
     }
-    remove(evicted);
+    // Usually exactly one job leaves as this one joins the kept ones.
+    if (expired) remove(std::move(expired));
+    if (moreExpired) sweep();
     for (auto& waiter : waiters) waiter();
     return true;
   }
@@ -491,14 +495,18 @@ class TrackerCore : public JobStoreListener<Result>,
 
   // ---- retention ----
 
-  /// Evicts finished jobs past the TTL; called by the sweep timer.
+  /// Evicts every finished job retention no longer keeps (past the TTL or
+  /// over the limit); called by the sweep timer, and by finish() for a backlog.
   void sweep() {
-    std::vector<RecordPtr> evicted;
-    {
-      std::lock_guard lock(retentionMutex_);
-      takeExpiredLocked(evicted, std::chrono::steady_clock::now());
+    for (;;) {
+      RecordPtr expired;
+      {
+        std::lock_guard lock(retentionMutex_);
+        expired = takeExpiredLocked(std::chrono::steady_clock::now());
+      }
+      if (!expired) return;
+      remove(std::move(expired));
     }
-    remove(evicted);
   }
 
   // ---- subscriptions ----
@@ -560,22 +568,26 @@ class TrackerCore : public JobStoreListener<Result>,
     byStatus_[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
   }
 
-  /// Moves the finished jobs that retention no longer keeps into `out`.
-  /// Called with retentionMutex_ held.
-  void takeExpiredLocked(std::vector<RecordPtr>& out, std::chrono::steady_clock::time_point now) {
-    const auto expiry = now - options_.finishedTtl;
-    while (!finished_.empty() &&
-           (finished_.size() > options_.maxFinishedJobs || finished_.front().at <= expiry)) {
-      out.push_back(std::move(finished_.front().record));
-      finished_.pop_front();
-    }
+  /// Whether retention no longer keeps the oldest finished job. Called
+  /// with retentionMutex_ held.
+  [[nodiscard]] bool hasExpiredLocked(std::chrono::steady_clock::time_point now) const {
+    return !finished_.empty() && (finished_.size() > options_.maxFinishedJobs ||
+                                  finished_.front().at <= now - options_.finishedTtl);
   }
 
-  /// Drops evicted jobs from the registry. Each lock is held only to unlink;
-  /// the records are destroyed after every lock is released.
-  void remove(std::vector<RecordPtr>& evicted) {
-    if (evicted.empty()) return;
-    for (const auto& record : evicted) {
+  /// Takes the oldest finished job out of retention if it is no longer
+  /// kept; null otherwise. Called with retentionMutex_ held.
+  RecordPtr takeExpiredLocked(std::chrono::steady_clock::time_point now) {
+    if (!hasExpiredLocked(now)) return nullptr;
+    auto record = std::move(finished_.front().record);
+    finished_.pop_front();
+    return record;
+  }
+
+  /// Drops an evicted job from the registry. Each lock is held only to
+  /// unlink; the record is destroyed on return, after every lock is released.
+  void remove(RecordPtr record) {
+    {
       auto& shard = shardOf(record->snapshot.id);
       std::unique_lock lock(shard.mutex, std::defer_lock);
       lockSpinning(lock);
@@ -584,16 +596,13 @@ class TrackerCore : public JobStoreListener<Result>,
       if (record->older) record->older->newer = record->newer;
       record->newer = record->older = nullptr;
     }
-    for (const auto& record : evicted) {
-      JobStatus status;
-      {
-        std::lock_guard recordLock(record->mutex);
-        status = record->snapshot.status;
-      }
-      byStatus_[static_cast<std::size_t>(status)].fetch_sub(1, std::memory_order_relaxed);
-      evicted_.fetch_add(1, std::memory_order_relaxed);
+    JobStatus status;
+    {
+      std::lock_guard recordLock(record->mutex);
+      status = record->snapshot.status;
     }
-    evicted.clear();
+    byStatus_[static_cast<std::size_t>(status)].fetch_sub(1, std::memory_order_relaxed);
+    evicted_.fetch_add(1, std::memory_order_relaxed);
   }
 
   /// Updates a mirror with a remote snapshot (never backwards), tells

@@ -12,6 +12,7 @@
 
 #include "app.hpp"
 #include "command_line.hpp"
+#include "server_process.hpp"
 
 #include "catch.hpp"
 #include <nlohmann/json.hpp>
@@ -60,74 +61,7 @@ http::Request request(std::string method, std::string path, std::string body = {
 
 // ---- over the network -------------------------------------------------------------
 
-/// A jobtrack_http_server child process on a free port of 127.0.0.1.
-class ServerProcess {
- public:
-  explicit ServerProcess(std::vector<std::string> extraArgs) {
-    std::vector<std::string> args = {JOBTRACK_HTTP_SERVER_BINARY, "--host", "127.0.0.1", "--port",
-                                     "0"};
-    args.insert(args.end(), extraArgs.begin(), extraArgs.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      ::close(out[0]);
-      throw std::runtime_error(std::string("cannot start the server: ") + std::strerror(rc));
-    }
-    stdout_ = out[0];
-    port_ = readPort();
-  }
-  ~ServerProcess() {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    ::close(stdout_);
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] bool alive() const { return ::kill(pid_, 0) == 0; }
-  /// Open file descriptors of the server (sockets included).
-  [[nodiscard]] std::size_t openFiles() const {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) {
-      ++n;
-    }
-    return n;
-  }
-
- private:
-  int readPort() {
-    const std::string prefix = "listening on http://127.0.0.1:";
-    std::string line;
-    while (line.find('\n') == std::string::npos) {
-      pollfd fd{stdout_, POLLIN, 0};
-      if (::poll(&fd, 1, 30'000) != 1)
-        throw std::runtime_error("the server did not print its port in time");
-      char buffer[256];
-      const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
-      if (n <= 0) throw std::runtime_error("the server exited before listening: " + line);
-      line.append(buffer, static_cast<std::size_t>(n));
-    }
-    line.resize(line.find('\n'));
-    if (line.rfind(prefix, 0) != 0) throw std::runtime_error("unexpected first line: " + line);
-    return std::stoi(line.substr(prefix.size()));
-  }
-
-  pid_t pid_ = -1;
-  int stdout_ = -1;
-  int port_ = 0;
-};
+using jobtrack::testing::ServerProcess;
 
 /// A raw TCP connection to 127.0.0.1:port.
 class Connection {

@@ -60,17 +60,6 @@ std::uint32_t baseSeed() {
   return 20261128;
 }
 
-int rank(JobStatus status) {
-  switch (status) {
-    case JobStatus::Pending:
-      return 0;
-    case JobStatus::Running:
-      return 1;
-    default:
-      return 2;
-  }
-}
-
 /// What kind of work a job does; decides its expected terminal state.
 enum class Kind { Value, Progress, ThrowsStd, ThrowsOther, SupplierThrows, Cooperative, Coroutine };
 constexpr int kKinds = 7;
@@ -94,7 +83,7 @@ struct Recorder {
     std::lock_guard lock(mutex);
     ++events;
     PerJob& job = jobs[s.id];
-    const int r = rank(s.status);
+    const int r = lifecycleStage(s.status);
     if (r < job.lastRank) violations.push_back(to_string(s.id) + ": status went backwards");
     if (r == job.lastRank && r == 1 && s.progress < job.lastProgress) {
       violations.push_back(to_string(s.id) + ": progress went backwards");

@@ -24,20 +24,9 @@ nlohmann::json toJson(const JobsController::Snapshot& snapshot) {
 }
 
 /// Orders snapshots of one job: later statuses, then more progress.
-int statusRank(JobStatus status) {
-  switch (status) {
-    case JobStatus::Pending:
-      return 0;
-    case JobStatus::Running:
-      return 1;
-    default:
-      return 2;
-  }
-}
-
 bool isNewer(const JobsController::Snapshot& candidate, const JobsController::Snapshot& last) {
-  if (statusRank(candidate.status) != statusRank(last.status))
-    return statusRank(candidate.status) > statusRank(last.status);
+  if (lifecycleStage(candidate.status) != lifecycleStage(last.status))
+    return lifecycleStage(candidate.status) > lifecycleStage(last.status);
   if (candidate.progress != last.progress) return candidate.progress > last.progress;
   return candidate.message != last.message;
 }

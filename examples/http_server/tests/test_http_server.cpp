@@ -4,6 +4,8 @@
 // No sleeps: job completion is awaited with the server's long-poll
 // (?wait=SECONDS), streams with blocking reads, process exit with a pidfd.
 
+#include "server_process.hpp"
+
 #include "catch.hpp"
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -37,95 +39,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A jobtrack_http_server child process.
-class ServerProcess {
- public:
-  explicit ServerProcess(std::vector<std::string> extraArgs) {
-    std::vector<std::string> args = {JOBTRACK_HTTP_SERVER_BINARY, "--port", "0"};
-    args.insert(args.end(), extraArgs.begin(), extraArgs.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+using jobtrack::testing::ServerProcess;
 
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      ::close(out[0]);
-      throw std::runtime_error(std::string("cannot start the server: ") + std::strerror(rc));
-    }
-    stdout_ = out[0];
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    port_ = readPort();
-  }
-
-  ~ServerProcess() {
-    if (!exited_) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    if (pidfd_ >= 0) ::close(pidfd_);
-    ::close(stdout_);
-  }
-
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] httplib::Client client() const {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_read_timeout(60, 0);
-    client.set_connection_timeout(10, 0);
-    return client;
-  }
-
-  void signal(int sig) const { ::kill(pid_, sig); }
-
-  /// Waits (on the pidfd, no polling loop) up to `timeout` for the process to
-  /// exit; returns its exit code, or nullopt if it is still running.
-  std::optional<int> waitExit(std::chrono::milliseconds timeout) {
-    pollfd fd{pidfd_, POLLIN, 0};
-    if (::poll(&fd, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-    int status = 0;
-    if (::waitpid(pid_, &status, 0) != pid_) return std::nullopt;
-    exited_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
- private:
-  int readPort() {
-    const std::string prefix = "listening on http://127.0.0.1:";
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (line.find('\n') == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      pollfd fd{stdout_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&fd, 1, static_cast<int>(left.count())) != 1) {
-        throw std::runtime_error("the server did not print its port in time");
-      }
-      char buffer[256];
-      const ssize_t n = ::read(stdout_, buffer, sizeof buffer);
-      if (n <= 0) throw std::runtime_error("the server exited before listening: " + line);
-      line.append(buffer, static_cast<std::size_t>(n));
-    }
-    line.resize(line.find('\n'));
-    if (line.rfind(prefix, 0) != 0) throw std::runtime_error("unexpected first line: " + line);
-    return std::stoi(line.substr(prefix.size()));
-  }
-
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int stdout_ = -1;
-  int port_ = 0;
-  bool exited_ = false;
-};
+/// An HTTP client of `server`, with generous timeouts.
+httplib::Client clientOf(const ServerProcess& server) {
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(60, 0);
+  client.set_connection_timeout(10, 0);
+  return client;
+}
 
 const httplib::Headers kNoHeaders;
 
@@ -249,7 +171,7 @@ std::string rawExchange(int port, const std::string& request, bool halfClose = f
 
 TEST_CASE("hello, compose and race over HTTP; metrics add up") {
   ServerProcess server({"--time-scale", "0.01"});
-  auto client = server.client();
+  auto client = clientOf(server);
 
   const json hello = postJob(client, "/api/hello");
   CHECK(hello.at("status") == "PENDING");
@@ -293,7 +215,7 @@ TEST_CASE("hello, compose and race over HTTP; metrics add up") {
 
 TEST_CASE("long-poll returns the current state when the wait passes; cancel; 409; 404") {
   ServerProcess server({"--time-scale", "100"});  // a hello job would take 200 s
-  auto client = server.client();
+  auto client = clientOf(server);
   const std::string id = postJob(client, "/api/hello").at("jobId");
 
   auto polled = client.Get(("/api/jobs/" + id + "?wait=0.2").c_str());
@@ -323,7 +245,7 @@ TEST_CASE(
     "state") {
   SECTION("a job followed to completion") {
     ServerProcess server({"--time-scale", "0.05"});
-    auto client = server.client();
+    auto client = clientOf(server);
     const std::string id = postJob(client, "/api/hello/compose").at("jobId");
     SseReader reader;
     std::string contentType;
@@ -348,8 +270,8 @@ TEST_CASE(
   }
   SECTION("an idle stream sends heartbeats, and a cancel ends it") {
     ServerProcess server({"--time-scale", "100", "--sse-heartbeat", "0.05"});
-    auto client = server.client();
-    auto canceller = server.client();
+    auto client = clientOf(server);
+    auto canceller = clientOf(server);
     const std::string id = postJob(client, "/api/hello").at("jobId");
     SseReader reader;
     bool cancelSent = false;
@@ -376,7 +298,7 @@ TEST_CASE(
 
 TEST_CASE("every bad request gets a problem+json answer, and the server survives") {
   ServerProcess server({"--time-scale", "0.01"});
-  auto client = server.client();
+  auto client = clientOf(server);
   const std::string unknown = "/api/jobs/123e4567-e89b-42d3-a456-426614174000";
 
   requireProblem(client.Post("/api/hello", "{\"name\":", "application/json"), 400);
@@ -447,19 +369,19 @@ TEST_CASE("SIGTERM and SIGINT stop the server promptly with exit code 0") {
   for (const int sig : {SIGTERM, SIGINT}) {
     INFO("signal " << sig);
     ServerProcess server({"--time-scale", "100", "--sse-heartbeat", "0.05"});
-    auto client = server.client();
+    auto client = clientOf(server);
     const std::string id = postJob(client, "/api/hello").at("jobId");
 
     // A long-poll and an event stream are open when the signal arrives.
     std::optional<int> longPollStatus;
     std::latch streaming(1);
     std::thread longPoll([&] {
-      auto c = server.client();
+      auto c = clientOf(server);
       auto r = c.Get(("/api/jobs/" + id + "?wait=30").c_str());
       if (r) longPollStatus = r->status;
     });
     std::thread stream([&] {
-      auto c = server.client();
+      auto c = clientOf(server);
       bool counted = false;
       (void)c.Get(("/api/jobs/" + id + "/events").c_str(), [&](const char*, std::size_t) {
         if (!counted) streaming.count_down();
@@ -490,7 +412,7 @@ TEST_CASE("200 concurrent clients submit and poll to completion", "[load]") {
   clients.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
-      auto client = server.client();
+      auto client = clientOf(server);
       client.set_keep_alive(true);
       auto note = [&](const std::string& what) {
         std::lock_guard lock(failuresMutex);
@@ -540,7 +462,7 @@ TEST_CASE("200 concurrent clients submit and poll to completion", "[load]") {
   CHECK(accepted == kClients);
   CHECK(completed == kClients);
 
-  auto client = server.client();
+  auto client = clientOf(server);
   auto metrics = client.Get("/metrics");
   REQUIRE(metrics);
   const auto values = parseMetrics(metrics->body);
