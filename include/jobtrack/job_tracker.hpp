@@ -557,6 +557,17 @@ class TrackerCore : public JobStoreListener<Result>,
   const std::shared_ptr<ExecutorCore>& executor() const noexcept { return executor_; }
   const TrackerOptions& options() const noexcept { return options_; }
 
+  /// Called by ~JobTracker: later outcomes and progress are dropped, even
+  /// from a continuation that still holds this core for a moment.
+  void detach() noexcept { detached_.store(true, std::memory_order_release); }
+
+  /// This core while its JobTracker exists, null once it was destroyed.
+  static std::shared_ptr<TrackerCore> attached(const std::weak_ptr<TrackerCore>& weak) {
+    auto core = weak.lock();
+    if (core && core->detached_.load(std::memory_order_acquire)) core.reset();
+    return core;
+  }
+
  private:
   struct Finished {
     RecordPtr record;
@@ -740,6 +751,7 @@ class TrackerCore : public JobStoreListener<Result>,
   std::array<std::atomic<std::int64_t>, 5> byStatus_{};
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> evicted_{0};
+  std::atomic<bool> detached_{false};  // the JobTracker is gone
 
   std::mutex subscribersMutex_;
   std::atomic<bool> hasSubscribers_{false};  // subscribers_ != nullptr
@@ -753,7 +765,9 @@ class RecordProgress final : public ProgressSink {
   RecordProgress(std::weak_ptr<TrackerCore<Result>> core, std::shared_ptr<JobRecord<Result>> record)
       : core_(std::move(core)), record_(std::move(record)) {}
   void reportProgress(int percent, std::string message) override {
-    if (auto core = core_.lock()) core->reportProgress(*record_, percent, std::move(message));
+    if (auto core = TrackerCore<Result>::attached(core_)) {
+      core->reportProgress(*record_, percent, std::move(message));
+    }
   }
 
  private:
@@ -799,6 +813,7 @@ class JobTracker {
   JobTracker& operator=(const JobTracker&) = delete;
 
   ~JobTracker() {
+    core_->detach();
     if (sweepHook_) core_->executor()->removeShutdownHook(*sweepHook_);
     stopSweep(sweepTimer_);
   }
@@ -963,10 +978,10 @@ class JobTracker {
     if (cancelledMeanwhile) state->cancel();  // cancelled while the supplier ran
     std::weak_ptr<Core> weakCore = core_;
     state->onStarted([weakCore, record] {
-      if (auto core = weakCore.lock()) core->markRunning(*record);
+      if (auto core = Core::attached(weakCore)) core->markRunning(*record);
     });
     state->setContinuation([weakCore, record, state] {
-      auto core = weakCore.lock();
+      auto core = Core::attached(weakCore);
       if (!core) return;
       if (const auto& error = state->exception()) {
         core->fail(record, error);
