@@ -209,7 +209,7 @@ template <class F>
 Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bool throwIfClosed) {
   using Fn = std::decay_t<F>;
   using T = TaskValue<F>;
-  auto state = std::make_shared<SharedState<T>>(core);
+  auto state = makeRecycled<SharedState<T>>(core);
   auto refuse = [&]() -> Future<T> {
     // Cancelled even when throwing: once counted as submitted, the task must
     // also be counted as cancelled, or the stats show it queued forever.
@@ -524,7 +524,7 @@ class AsyncExecutor {
     auto source = std::move(detail::stateOf(future));
     if (!source) throw std::future_error(std::future_errc::no_state);
     const auto deadline = detail::TimeoutQueue::deadlineAfter(timeout);
-    auto result = std::make_shared<detail::SharedState<T>>(core_);
+    auto result = detail::makeRecycled<detail::SharedState<T>>(core_);
     detail::linkStage(*source, result);
     if (source->isReady()) {
       // In time by definition, and nothing is left pending (after shutdown,
@@ -537,7 +537,7 @@ class AsyncExecutor {
       return detail::futureFrom(std::move(result));
     }
     const auto& queue = timeouts_.get(core_);
-    auto expiry = std::make_shared<detail::TimeoutExpiry<T>>(result, source);
+    auto expiry = detail::makeRecycled<detail::TimeoutExpiry<T>>(result, source);
     if (!queue->add(expiry, deadline)) {
       // Shut down: the queue's entries were cancelled, so is this one.
       result->cancel();

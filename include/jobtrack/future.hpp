@@ -180,7 +180,7 @@ class [[nodiscard]] Future {
     using R = typename detail::ValueCallResult<std::decay_t<F>, T>::type;
     using U = typename detail::UnwrapFuture<R>::type;
     auto source = take();
-    auto next = std::make_shared<detail::SharedState<U>>(source->scheduler());
+    auto next = detail::makeRecycled<detail::SharedState<U>>(source->scheduler());
     detail::linkStage(*source, next);
     source->setContinuation([source, next, f = std::forward<F>(f)]() mutable {
       if (next->isReady()) return;
@@ -207,7 +207,7 @@ class [[nodiscard]] Future {
     using R = std::invoke_result_t<std::decay_t<F>&, Future<T>>;
     using U = typename detail::UnwrapFuture<R>::type;
     auto source = take();
-    auto next = std::make_shared<detail::SharedState<U>>(source->scheduler());
+    auto next = detail::makeRecycled<detail::SharedState<U>>(source->scheduler());
     detail::linkStage(*source, next);
     source->setContinuation([source, next, f = std::forward<F>(f)]() mutable {
       if (next->isReady()) return;
@@ -301,9 +301,9 @@ class Promise {
  public:
   /// A promise whose future runs continuations on the completing thread.
   /// Use AsyncExecutor::makePromise for one whose continuations run on the pools.
-  Promise() : state_(std::make_shared<detail::SharedState<T>>(nullptr)) {}
+  Promise() : state_(detail::makeRecycled<detail::SharedState<T>>(nullptr)) {}
   explicit Promise(std::shared_ptr<detail::Scheduler> scheduler)
-      : state_(std::make_shared<detail::SharedState<T>>(std::move(scheduler))) {}
+      : state_(detail::makeRecycled<detail::SharedState<T>>(std::move(scheduler))) {}
   Promise(Promise&&) noexcept = default;
   Promise& operator=(Promise&& other) noexcept {
     if (this != &other) {

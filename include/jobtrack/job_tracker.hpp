@@ -10,6 +10,7 @@
 #include "jobtrack/job_snapshot.hpp"
 #include "jobtrack/job_status.hpp"
 #include "jobtrack/job_store.hpp"
+#include "jobtrack/detail/recycling_allocator.hpp"
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
@@ -301,7 +302,7 @@ class TrackerCore : public JobStoreListener<Result>,
       if (auto existing = mirrors_[id].lock()) {
         mirror = existing;
       } else {
-        mirror = std::make_shared<Record>(id, loaded->name);
+        mirror = makeRecycled<Record>(id, loaded->name);
         mirrors_[id] = mirror;
       }
     }
@@ -714,7 +715,9 @@ class TrackerCore : public JobStoreListener<Result>,
   // The registry is split by id so that threads rarely meet on one lock.
   struct Shard {
     mutable std::shared_mutex mutex;
-    std::unordered_map<JobId, RecordPtr> jobs;
+    std::unordered_map<JobId, RecordPtr, std::hash<JobId>, std::equal_to<JobId>,
+                       RecyclingAllocator<std::pair<const JobId, RecordPtr>>>
+        jobs;
     Record* newest = nullptr;  // then older and older through Record::older
   };
   static constexpr std::size_t shardCount = 16;
@@ -828,7 +831,7 @@ class JobTracker {
     static_assert(std::is_invocable_v<Supplier&, JobContext> || std::is_invocable_v<Supplier&>,
                   "a job supplier is callable as Future<T>() or Future<T>(JobContext)");
     const JobId id = JobId::generate();
-    auto record = std::make_shared<detail::JobRecord<Result>>(id, std::move(name));
+    auto record = detail::makeRecycled<detail::JobRecord<Result>>(id, std::move(name));
     core_->insert(record);
     try {
       if constexpr (std::is_invocable_v<Supplier&, JobContext>) {

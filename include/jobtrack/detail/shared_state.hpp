@@ -1,5 +1,6 @@
 #pragma once
 
+#include "jobtrack/detail/recycling_allocator.hpp"
 #include "jobtrack/detail/unique_function.hpp"
 #include "jobtrack/errors.hpp"
 
