@@ -145,8 +145,8 @@ struct CancelIfUnfinished {
 
 /// What a coroutine task shares between its frame, its completion and its cancel hook.
 struct CoroutineTask {
-  explicit CoroutineTask(asio::strand<asio::any_io_executor> s) : strand(std::move(s)) {}
-  asio::strand<asio::any_io_executor> strand;  // one of the core's shared strands
+  explicit CoroutineTask(asio::any_io_executor s) : strand(std::move(s)) {}
+  asio::any_io_executor strand;  // one of the core's shared strands
   asio::cancellation_signal signal;
   std::optional<ExecutorCore::LiveHandle> live;
 };

@@ -7,7 +7,8 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
-#include <asio/thread_pool.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -26,13 +27,43 @@
 
 namespace jobtrack::detail {
 
-/// asio::thread_pool with access to execution_context::shutdown(), which
-/// destroys handlers that can no longer run (breaking ownership cycles
-/// through suspended coroutines after a forced stop).
-class CorePool : public asio::thread_pool {
+/// The core threads: an io_context run by a fixed set of threads. Not
+/// asio::thread_pool, because a strand over io_context's executor (24 bytes)
+/// fits inside an any_io_executor, while one over thread_pool's does not and
+/// would cost a coroutine a heap allocation for every executor it converts.
+class CorePool : public asio::io_context {  // never deleted through a base pointer
  public:
-  using asio::thread_pool::thread_pool;
+  explicit CorePool(std::size_t threads)
+      : asio::io_context(static_cast<int>(threads)), work_(asio::make_work_guard(*this)) {
+    threads_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  }
+  CorePool(const CorePool&) = delete;
+  CorePool& operator=(const CorePool&) = delete;
+  ~CorePool() {
+    stop();
+    joinThreads();
+  }
+
+  /// Lets the threads finish once the work runs out, and waits for them.
+  void join() {
+    work_.reset();
+    joinThreads();
+  }
+
+  /// Destroys handlers that can no longer run (breaking ownership cycles
+  /// through suspended coroutines after a forced stop).
   void destroyPendingWork() { shutdown(); }
+
+ private:
+  void joinThreads() {
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
 };
 
 /// Phases of a leaf task, kept in StateBase::taskPhase.
@@ -103,10 +134,10 @@ class ExecutorCore final : public Scheduler {
   /// costs little. The strands are made on first use and the executor drops
   /// its own at shutdown (a strand must not outlive the execution context,
   /// which may be the caller's); coroutine tasks hold theirs until they end.
-  [[nodiscard]] std::optional<asio::strand<asio::any_io_executor>> coroutineStrand() {
+  [[nodiscard]] std::optional<asio::any_io_executor> coroutineStrand() {
     std::lock_guard lock(liveMutex_);
     if (liveClosed_) return std::nullopt;
-    if (strands_.empty()) strands_ = makeStrands(coreExecutor_);
+    if (strands_.empty()) strands_ = makeStrands();
     return strands_[nextStrand_++ % strands_.size()];
   }
 
@@ -214,7 +245,7 @@ class ExecutorCore final : public Scheduler {
     }
     std::vector<std::shared_ptr<StateBase>> live;
     std::list<std::function<void()>> hooks;
-    std::vector<asio::strand<asio::any_io_executor>> strands;
+    std::vector<asio::any_io_executor> strands;
     {
       std::lock_guard lock(liveMutex_);
       liveClosed_ = true;
@@ -257,18 +288,23 @@ class ExecutorCore final : public Scheduler {
   }
 
   std::optional<CorePool> pool_;
-  std::optional<asio::thread_pool::executor_type> poolExecutor_;
+  std::optional<asio::io_context::executor_type> poolExecutor_;
   asio::any_io_executor coreExecutor_;
   BlockingPool blocking_;
   std::chrono::milliseconds shutdownTimeout_;
   TaskCounters counters_;
 
-  static std::vector<asio::strand<asio::any_io_executor>> makeStrands(
-      const asio::any_io_executor& executor) {
+  std::vector<asio::any_io_executor> makeStrands() const {
     constexpr std::size_t count = 64;
-    std::vector<asio::strand<asio::any_io_executor>> strands;
+    std::vector<asio::any_io_executor> strands;
     strands.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) strands.push_back(asio::make_strand(executor));
+    for (std::size_t i = 0; i < count; ++i) {
+      if (poolExecutor_) {
+        strands.emplace_back(asio::make_strand(*poolExecutor_));
+      } else {
+        strands.emplace_back(asio::make_strand(coreExecutor_));
+      }
+    }
     return strands;
   }
 
@@ -278,7 +314,7 @@ class ExecutorCore final : public Scheduler {
   ShutdownResult lastShutdown_;
 
   std::mutex liveMutex_;  // guards the members below
-  std::vector<asio::strand<asio::any_io_executor>> strands_;
+  std::vector<asio::any_io_executor> strands_;  // each a strand
   std::size_t nextStrand_ = 0;
   std::list<std::weak_ptr<StateBase>> live_;
   std::list<std::function<void()>> hooks_;
