@@ -1263,6 +1263,31 @@ TEST_CASE("a million short jobs keep at most maxFinishedJobs finished jobs",
   CHECK(tracker.list(2 * keep).size() == keep);
 }
 
+TEST_CASE("the registry finds every kept job and none of the evicted ones as it grows",
+          "[tracker][retention]") {
+  constexpr std::size_t keep = 10'000;
+  constexpr std::size_t count = 25'000;
+  AsyncExecutor executor(smallPools());
+  Tracker tracker(executor,
+                  TrackerOptions{.maxFinishedJobs = keep, .finishedTtl = std::chrono::hours(1)});
+  std::vector<JobId> ids;
+  for (std::size_t i = 0; i < count; ++i) {
+    ids.push_back(tracker.submit("grow", [i] { return jobtrack::makeReadyFuture(i); }));
+  }
+  CHECK(tracker.stats().evicted == count - keep);
+  std::size_t found = 0;
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto snapshot = tracker.get(ids[i]);
+    if (!snapshot) continue;
+    ++found;
+    if (i < count - keep || snapshot->id != ids[i] || snapshot->result != json(i)) ++wrong;
+  }
+  CHECK(found == keep);
+  CHECK(wrong == 0);
+  CHECK(tracker.list(count).size() == keep);
+}
+
 TEST_CASE("finishedTtl evicts finished jobs through the timer sweep, never pending or running ones",
           "[tracker][retention]") {
   AsyncExecutor executor(smallPools(1));

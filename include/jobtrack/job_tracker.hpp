@@ -251,6 +251,8 @@ struct JobRecord {
   std::uint64_t sequence = 0;
   JobRecord* newer = nullptr;
   JobRecord* older = nullptr;
+  // The next record in the shard's hash bucket (guarded by the shard's lock).
+  std::shared_ptr<JobRecord> nextInBucket;
 };
 
 /// Serial, bounded delivery of events to one subscriber.
@@ -348,7 +350,12 @@ class TrackerCore : public JobStoreListener<Result>,
     record->sequence = nextSequence();
     record->snapshot.createdAt = createdAtOf(record->sequence);
     publish(record->snapshot);
-    shard.jobs.emplace(record->snapshot.id, record);
+    // Ids are random 122-bit values: a new one is not looked for first.
+    if (shard.size == shard.buckets.size()) shard.grow();
+    auto& head = shard.bucketOf(record->snapshot.id);
+    record->nextInBucket = std::move(head);
+    head = record;
+    ++shard.size;
     record->older = shard.newest;
     if (shard.newest) shard.newest->newer = record.get();
     shard.newest = record.get();
@@ -358,8 +365,10 @@ class TrackerCore : public JobStoreListener<Result>,
     const auto& shard = shardOf(id);
     std::shared_lock lock(shard.mutex, std::defer_lock);
     lockSpinning(lock);
-    const auto it = shard.jobs.find(id);
-    return it == shard.jobs.end() ? nullptr : it->second;
+    for (const RecordPtr* link = &shard.bucketOf(id); *link; link = &(*link)->nextInBucket) {
+      if ((*link)->snapshot.id == id) return *link;
+    }
+    return nullptr;
   }
 
   std::vector<Snapshot> list(std::size_t limit, const ListFilter& filter) const {
@@ -603,7 +612,13 @@ class TrackerCore : public JobStoreListener<Result>,
       auto& shard = shardOf(record->snapshot.id);
       std::unique_lock lock(shard.mutex, std::defer_lock);
       lockSpinning(lock);
-      shard.jobs.erase(record->snapshot.id);
+      RecordPtr* link = &shard.bucketOf(record->snapshot.id);
+      while (*link && *link != record) link = &(*link)->nextInBucket;
+      if (*link) {
+        const RecordPtr unlinked = std::move(*link);  // `record` keeps it alive
+        *link = std::move(unlinked->nextInBucket);
+        --shard.size;
+      }
       (record->newer ? record->newer->older : shard.newest) = record->older;
       if (record->older) record->older->newer = record->newer;
       record->newer = record->older = nullptr;
@@ -713,14 +728,39 @@ class TrackerCore : public JobStoreListener<Result>,
   std::unordered_map<JobId, std::weak_ptr<Record>> mirrors_;
 
   // The registry is split by id so that threads rarely meet on one lock.
+  // Each shard is a hash table chained through the records themselves
+  // (Record::nextInBucket): registering a job allocates nothing more and
+  // touches no other job's memory.
+  static constexpr std::size_t shardCount = 16;
   struct Shard {
     mutable std::shared_mutex mutex;
-    std::unordered_map<JobId, RecordPtr, std::hash<JobId>, std::equal_to<JobId>,
-                       RecyclingAllocator<std::pair<const JobId, RecordPtr>>>
-        jobs;
+    std::vector<RecordPtr> buckets = std::vector<RecordPtr>(64);  // a power of two
+    std::size_t size = 0;
     Record* newest = nullptr;  // then older and older through Record::older
+
+    // The shard was chosen by the hash modulo shardCount: the bucket uses the bits above.
+    RecordPtr& bucketOf(const JobId& id) {
+      return buckets[(std::hash<JobId>{}(id) / shardCount) & (buckets.size() - 1)];
+    }
+    const RecordPtr& bucketOf(const JobId& id) const {
+      return buckets[(std::hash<JobId>{}(id) / shardCount) & (buckets.size() - 1)];
+    }
+
+    /// Doubles the buckets (load factor 1).
+    void grow() {
+      std::vector<RecordPtr> old(buckets.size() * 2);
+      old.swap(buckets);
+      for (auto& chain : old) {
+        while (chain) {
+          RecordPtr record = std::move(chain);
+          chain = std::move(record->nextInBucket);
+          auto& head = bucketOf(record->snapshot.id);
+          record->nextInBucket = std::move(head);
+          head = std::move(record);
+        }
+      }
+    }
   };
-  static constexpr std::size_t shardCount = 16;
   Shard& shardOf(const JobId& id) { return shards_[std::hash<JobId>{}(id) % shardCount]; }
   const Shard& shardOf(const JobId& id) const {
     return shards_[std::hash<JobId>{}(id) % shardCount];

@@ -36,7 +36,13 @@ class CorePool : public asio::io_context {  // never deleted through a base poin
   explicit CorePool(std::size_t threads)
       : asio::io_context(static_cast<int>(threads)), work_(asio::make_work_guard(*this)) {
     threads_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    try {
+      for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    } catch (...) {
+      stop();  // a thread could not be started: end the ones that were
+      joinThreads();
+      throw;
+    }
   }
   CorePool(const CorePool&) = delete;
   CorePool& operator=(const CorePool&) = delete;

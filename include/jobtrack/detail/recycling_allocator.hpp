@@ -16,14 +16,18 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <pthread.h>
 #include <utility>
 
 namespace jobtrack::detail {
 
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool recycleBlocks = false;  // AddressSanitizer must see every free
+// Sanitizers see every allocation of their own: AddressSanitizer so that a
+// use after free is reported, ThreadSanitizer so that a recycled block does
+// not link unrelated objects by happens-before and hide a race.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool recycleBlocks = false;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 inline constexpr bool recycleBlocks = false;
 #else
 inline constexpr bool recycleBlocks = true;
@@ -102,7 +106,13 @@ class BlockCache {
 
   static Depot& depot() {
     // Never destroyed: threads may free blocks after static destruction began.
-    static Depot* const shared = new Depot;
+    static Depot* const shared = [] {
+      auto* created = new Depot;
+      // A child forked while another thread held the lock must not inherit it locked.
+      pthread_atfork([] { depot().mutex.lock(); }, [] { depot().mutex.unlock(); },
+                     [] { depot().mutex.unlock(); });
+      return created;
+    }();
     return *shared;
   }
 
@@ -176,14 +186,14 @@ class RecyclingAllocator {
 
   [[nodiscard]] T* allocate(std::size_t n) {
     if (n == 1 && cached) return static_cast<T*>(BlockCache<blockSize>::allocate());
-    return static_cast<T*>(::operator new(n * sizeof(T)));
+    return std::allocator<T>{}.allocate(n);  // honours over-alignment
   }
 
   void deallocate(T* pointer, std::size_t n) noexcept {
     if (n == 1 && cached) {
       BlockCache<blockSize>::deallocate(pointer);
     } else {
-      ::operator delete(pointer);
+      std::allocator<T>{}.deallocate(pointer, n);
     }
   }
 
