@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -351,6 +352,7 @@ class TrackerCore : public JobStoreListener<Result>,
     record->snapshot.createdAt = createdAtOf(record->sequence);
     publish(record->snapshot);
     // Ids are random 122-bit values: a new one is not looked for first.
+    assert(!record->nextInBucket && !record->newer && !record->older && "inserted twice");
     if (shard.size == shard.buckets.size()) shard.grow();
     auto& head = shard.bucketOf(record->snapshot.id);
     record->nextInBucket = std::move(head);
@@ -618,10 +620,10 @@ class TrackerCore : public JobStoreListener<Result>,
         const RecordPtr unlinked = std::move(*link);  // `record` keeps it alive
         *link = std::move(unlinked->nextInBucket);
         --shard.size;
+        (record->newer ? record->newer->older : shard.newest) = record->older;
+        if (record->older) record->older->newer = record->newer;
+        record->newer = record->older = nullptr;
       }
-      (record->newer ? record->newer->older : shard.newest) = record->older;
-      if (record->older) record->older->newer = record->newer;
-      record->newer = record->older = nullptr;
     }
     JobStatus status;
     {
@@ -744,6 +746,16 @@ class TrackerCore : public JobStoreListener<Result>,
     }
     const RecordPtr& bucketOf(const JobId& id) const {
       return buckets[(std::hash<JobId>{}(id) / shardCount) & (buckets.size() - 1)];
+    }
+
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+    ~Shard() {
+      // Chain by chain, link by link: no recursion through the records' destructors.
+      for (auto& head : buckets) {
+        while (head) head = RecordPtr(std::move(head->nextInBucket));
+      }
     }
 
     /// Doubles the buckets (load factor 1).

@@ -16,8 +16,14 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <pthread.h>
 #include <utility>
+
+#if __has_include(<pthread.h>) && !defined(_WIN32)
+#define JOBTRACK_DETAIL_DEPOT_ATFORK 1
+#include <pthread.h>
+#else
+#define JOBTRACK_DETAIL_DEPOT_ATFORK 0
+#endif
 
 namespace jobtrack::detail {
 
@@ -108,9 +114,14 @@ class BlockCache {
     // Never destroyed: threads may free blocks after static destruction began.
     static Depot* const shared = [] {
       auto* created = new Depot;
-      // A child forked while another thread held the lock must not inherit it locked.
-      pthread_atfork([] { depot().mutex.lock(); }, [] { depot().mutex.unlock(); },
-                     [] { depot().mutex.unlock(); });
+#if JOBTRACK_DETAIL_DEPOT_ATFORK
+      // A child forked while another thread held the lock must not inherit
+      // it locked. Registration fails only for lack of memory; the depot
+      // then still works, only not across a fork.
+      static_cast<void>(::pthread_atfork([] { depot().mutex.lock(); },
+                                         [] { depot().mutex.unlock(); },
+                                         [] { depot().mutex.unlock(); }));
+#endif
       return created;
     }();
     return *shared;
