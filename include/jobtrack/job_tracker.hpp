@@ -24,9 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cassert>
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
