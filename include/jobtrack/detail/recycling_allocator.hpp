@@ -2,7 +2,7 @@
 
 /// @file
 /// Recycled storage for the small objects every job allocates (its record,
-/// future states, registry nodes).
+/// future states, timeout bookkeeping).
 ///
 /// A job is typically created on one thread and finished on another, so its
 /// objects are allocated on the first and freed on the second. With plain
