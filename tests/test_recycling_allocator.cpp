@@ -17,12 +17,11 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 using jobtrack::detail::BlockCache;
 using jobtrack::detail::makeRecycled;

@@ -3,6 +3,7 @@
 /// @file
 /// JobTracker<Result>: the registry that makes "fire and track" work.
 
+#include "jobtrack/detail/recycling_allocator.hpp"
 #include "jobtrack/errors.hpp"
 #include "jobtrack/executor.hpp"
 #include "jobtrack/future.hpp"
@@ -10,7 +11,6 @@
 #include "jobtrack/job_snapshot.hpp"
 #include "jobtrack/job_status.hpp"
 #include "jobtrack/job_store.hpp"
-#include "jobtrack/detail/recycling_allocator.hpp"
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
@@ -342,7 +342,8 @@ class TrackerCore : public JobStoreListener<Result>,
     // CANCELLED event must come after (and instead of a second) PENDING.
     adjust(std::nullopt, JobStatus::Pending);
     submitted_.fetch_add(1, std::memory_order_relaxed);
-    auto& shard = shardOf(record->snapshot.id);
+    const std::size_t hash = hashOf(record->snapshot.id);
+    auto& shard = shards_[hash % shardCount];
     std::unique_lock lock(shard.mutex, std::defer_lock);
     lockSpinning(lock);
     std::lock_guard recordLock(record->mutex);
@@ -354,7 +355,7 @@ class TrackerCore : public JobStoreListener<Result>,
     // Ids are random 122-bit values: a new one is not looked for first.
     assert(!record->nextInBucket && !record->newer && !record->older && "inserted twice");
     if (shard.size == shard.buckets.size()) shard.grow();
-    auto& head = shard.bucketOf(record->snapshot.id);
+    auto& head = shard.bucketOf(hash);
     record->nextInBucket = std::move(head);
     head = record;
     ++shard.size;
@@ -364,10 +365,11 @@ class TrackerCore : public JobStoreListener<Result>,
   }
 
   RecordPtr find(const JobId& id) const {
-    const auto& shard = shardOf(id);
+    const std::size_t hash = hashOf(id);
+    const auto& shard = shards_[hash % shardCount];
     std::shared_lock lock(shard.mutex, std::defer_lock);
     lockSpinning(lock);
-    for (const RecordPtr* link = &shard.bucketOf(id); *link; link = &(*link)->nextInBucket) {
+    for (const RecordPtr* link = &shard.bucketOf(hash); *link; link = &(*link)->nextInBucket) {
       if ((*link)->snapshot.id == id) return *link;
     }
     return nullptr;
@@ -611,10 +613,11 @@ class TrackerCore : public JobStoreListener<Result>,
   /// unlink; the record is destroyed on return, after every lock is released.
   void remove(RecordPtr record) {
     {
-      auto& shard = shardOf(record->snapshot.id);
+      const std::size_t hash = hashOf(record->snapshot.id);
+      auto& shard = shards_[hash % shardCount];
       std::unique_lock lock(shard.mutex, std::defer_lock);
       lockSpinning(lock);
-      RecordPtr* link = &shard.bucketOf(record->snapshot.id);
+      RecordPtr* link = &shard.bucketOf(hash);
       while (*link && *link != record) link = &(*link)->nextInBucket;
       if (*link) {
         const RecordPtr unlinked = std::move(*link);  // `record` keeps it alive
@@ -734,6 +737,7 @@ class TrackerCore : public JobStoreListener<Result>,
   // (Record::nextInBucket): registering a job allocates nothing more and
   // touches no other job's memory.
   static constexpr std::size_t shardCount = 16;
+  static std::size_t hashOf(const JobId& id) noexcept { return std::hash<JobId>{}(id); }
   struct Shard {
     mutable std::shared_mutex mutex;
     std::vector<RecordPtr> buckets = std::vector<RecordPtr>(64);  // a power of two
@@ -741,12 +745,11 @@ class TrackerCore : public JobStoreListener<Result>,
     Record* newest = nullptr;  // then older and older through Record::older
 
     // The shard was chosen by the hash modulo shardCount: the bucket uses the bits above.
-    RecordPtr& bucketOf(const JobId& id) {
-      return buckets[(std::hash<JobId>{}(id) / shardCount) & (buckets.size() - 1)];
+    std::size_t bucketIndex(std::size_t hash) const {
+      return (hash / shardCount) & (buckets.size() - 1);
     }
-    const RecordPtr& bucketOf(const JobId& id) const {
-      return buckets[(std::hash<JobId>{}(id) / shardCount) & (buckets.size() - 1)];
-    }
+    RecordPtr& bucketOf(std::size_t hash) { return buckets[bucketIndex(hash)]; }
+    const RecordPtr& bucketOf(std::size_t hash) const { return buckets[bucketIndex(hash)]; }
 
     Shard() = default;
     Shard(const Shard&) = delete;
@@ -766,17 +769,13 @@ class TrackerCore : public JobStoreListener<Result>,
         while (chain) {
           RecordPtr record = std::move(chain);
           chain = std::move(record->nextInBucket);
-          auto& head = bucketOf(record->snapshot.id);
+          auto& head = bucketOf(hashOf(record->snapshot.id));
           record->nextInBucket = std::move(head);
           head = std::move(record);
         }
       }
     }
   };
-  Shard& shardOf(const JobId& id) { return shards_[std::hash<JobId>{}(id) % shardCount]; }
-  const Shard& shardOf(const JobId& id) const {
-    return shards_[std::hash<JobId>{}(id) % shardCount];
-  }
   std::array<Shard, shardCount> shards_;
 
   // Registration sequence numbers: the creation time in milliseconds in the

@@ -5,10 +5,10 @@
 #include "jobtrack/detail/unique_function.hpp"
 
 #include <asio/any_io_executor.hpp>
-#include <asio/post.hpp>
-#include <asio/strand.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -319,7 +319,7 @@ class ExecutorCore final : public Scheduler {
   bool closed_ = false;
   ShutdownResult lastShutdown_;
 
-  std::mutex liveMutex_;  // guards the members below
+  std::mutex liveMutex_;                        // guards the members below
   std::vector<asio::any_io_executor> strands_;  // each a strand
   std::size_t nextStrand_ = 0;
   std::list<std::weak_ptr<StateBase>> live_;

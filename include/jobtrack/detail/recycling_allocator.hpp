@@ -192,8 +192,9 @@ class RecyclingAllocator {
   using value_type = T;
 
   RecyclingAllocator() noexcept = default;
+  // Implicit, as the Allocator requirements want for rebinding.
   template <class U>
-  RecyclingAllocator(const RecyclingAllocator<U>& /*other*/) noexcept {}  // NOLINT: implicit by design
+  RecyclingAllocator(const RecyclingAllocator<U>& /*other*/) noexcept {}  // NOLINT
 
   [[nodiscard]] T* allocate(std::size_t n) {
     if (n == 1 && cached) return static_cast<T*>(BlockCache<blockSize>::allocate());
@@ -216,8 +217,8 @@ class RecyclingAllocator {
  private:
   // Sizes rounded up to 16 bytes, so that similar types share a cache.
   static constexpr std::size_t blockSize = (sizeof(T) + 15) / 16 * 16;
-  static constexpr bool cached = recycleBlocks && blockSize <= 1024 &&
-                                 alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  static constexpr bool cached =
+      recycleBlocks && blockSize <= 1024 && alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 };
 
 /// std::make_shared with the object and its count in recycled storage.
