@@ -4,6 +4,7 @@
 /// JobTracker<Result>: the registry that makes "fire and track" work.
 
 #include "jobtrack/detail/recycling_allocator.hpp"
+#include "jobtrack/detail/ring_queue.hpp"
 #include "jobtrack/errors.hpp"
 #include "jobtrack/executor.hpp"
 #include "jobtrack/future.hpp"
@@ -340,7 +341,6 @@ class TrackerCore : public JobStoreListener<Result>,
     // Counted and announced as PENDING before the job becomes visible:
     // once list() can show it, another thread may cancel it, and its
     // CANCELLED event must come after (and instead of a second) PENDING.
-    adjust(std::nullopt, JobStatus::Pending);
     submitted_.fetch_add(1, std::memory_order_relaxed);
     const std::size_t hash = hashOf(record->snapshot.id);
     auto& shard = shards_[hash % shardCount];
@@ -554,9 +554,13 @@ class TrackerCore : public JobStoreListener<Result>,
 
   TrackerStats stats() const {
     TrackerStats s;
+    // Read while jobs move, a count may be a little stale; it is clamped at zero.
     auto count = [&](JobStatus status) {
-      const auto n = byStatus_[static_cast<std::size_t>(status)].load(std::memory_order_relaxed);
-      return n > 0 ? static_cast<std::size_t>(n) : std::size_t{0};
+      const auto i = static_cast<std::size_t>(status);
+      const auto out = moves_.outOf[i].load(std::memory_order_relaxed);
+      const auto in = status == JobStatus::Pending ? submitted_.load(std::memory_order_relaxed)
+                                                   : moves_.into[i].load(std::memory_order_relaxed);
+      return in > out ? static_cast<std::size_t>(in - out) : std::size_t{0};
     };
     s.pending = count(JobStatus::Pending);
     s.running = count(JobStatus::Running);
@@ -564,7 +568,7 @@ class TrackerCore : public JobStoreListener<Result>,
     s.failed = count(JobStatus::Failed);
     s.cancelled = count(JobStatus::Cancelled);
     s.submitted = submitted_.load(std::memory_order_relaxed);
-    s.evicted = evicted_.load(std::memory_order_relaxed);
+    s.evicted = moves_.evicted.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -588,9 +592,10 @@ class TrackerCore : public JobStoreListener<Result>,
     std::chrono::steady_clock::time_point at;
   };
 
-  void adjust(std::optional<JobStatus> from, JobStatus to) noexcept {
-    if (from) byStatus_[static_cast<std::size_t>(*from)].fetch_sub(1, std::memory_order_relaxed);
-    byStatus_[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  /// Counts a job's move between statuses (entering PENDING is counted as `submitted_`).
+  void adjust(JobStatus from, JobStatus to) noexcept {
+    moves_.outOf[static_cast<std::size_t>(from)].fetch_add(1, std::memory_order_relaxed);
+    moves_.into[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
   }
 
   /// Whether retention no longer keeps the oldest finished job. Called
@@ -633,8 +638,8 @@ class TrackerCore : public JobStoreListener<Result>,
       std::lock_guard recordLock(record->mutex);
       status = record->snapshot.status;
     }
-    byStatus_[static_cast<std::size_t>(status)].fetch_sub(1, std::memory_order_relaxed);
-    evicted_.fetch_add(1, std::memory_order_relaxed);
+    moves_.outOf[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+    moves_.evicted.fetch_add(1, std::memory_order_relaxed);
   }
 
   /// Updates a mirror with a remote snapshot (never backwards), tells
@@ -800,11 +805,17 @@ class TrackerCore : public JobStoreListener<Result>,
   std::atomic<std::uint64_t> lastSequence_{0};
 
   std::mutex retentionMutex_;
-  std::deque<Finished> finished_;  // in the order jobs finished
+  RingQueue<Finished> finished_;  // in the order jobs finished
 
-  std::array<std::atomic<std::int64_t>, 5> byStatus_{};
-  std::atomic<std::uint64_t> submitted_{0};
-  std::atomic<std::uint64_t> evicted_{0};
+  // Kept jobs by status, as monotonic counts of the moves into and out of
+  // each status: the submitting thread writes only submitted_, on a cache
+  // line of its own, never one that the finishing threads write.
+  alignas(64) std::atomic<std::uint64_t> submitted_{0};
+  struct alignas(64) Moves {
+    std::array<std::atomic<std::uint64_t>, 5> into{};   // PENDING's is submitted_
+    std::array<std::atomic<std::uint64_t>, 5> outOf{};  // eviction included
+    std::atomic<std::uint64_t> evicted{0};
+  } moves_;
   std::atomic<bool> detached_{false};  // the JobTracker is gone
 
   std::mutex subscribersMutex_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "jobtrack/detail/ring_queue.hpp"
 #include "jobtrack/detail/shared_state.hpp"
 #include "jobtrack/detail/unique_function.hpp"
 
@@ -7,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -66,23 +66,22 @@ class BlockingPool {
   /// `timeout` for the workers. Returns how many workers were still busy
   /// (stuck in work that ignores its stop token) and were detached.
   std::size_t shutdown(std::chrono::milliseconds timeout) {
-    std::deque<Task> drained;
+    RingQueue<Task> drained;
     std::vector<std::shared_ptr<StateBase>> running;
     {
       std::lock_guard lock(shared_->mutex);
       if (shared_->stopping && threads_.empty()) return 0;
       shared_->stopping = true;
-      drained.swap(shared_->queue);
+      drained = std::move(shared_->queue);
       shared_->queuedHint.store(0, std::memory_order_relaxed);
       for (const auto& state : shared_->running) {
         if (state) running.push_back(state);
       }
     }
     shared_->workAvailable.notify_all();
-    for (auto& task : drained) {
-      if (task.state) task.state->cancel();
+    for (; !drained.empty(); drained.pop_front()) {
+      if (drained.front().state) drained.front().state->cancel();
     }
-    drained.clear();
     for (auto& state : running) state->cancel();
     running.clear();
 
@@ -119,7 +118,7 @@ class BlockingPool {
     mutable std::mutex mutex;
     std::condition_variable workAvailable;
     std::condition_variable workerExited;
-    std::deque<Task> queue;
+    RingQueue<Task> queue;
     std::vector<std::shared_ptr<StateBase>> running;
     std::vector<bool> exited;
     std::size_t liveWorkers = 0;

@@ -81,10 +81,12 @@ enum TaskPhase : std::uint8_t {
   CancelledBeforeStart = 4,
 };
 
-/// Executor counters; all monotonic but `cancelledStillRunning`.
+/// Executor counters; all monotonic but `cancelledStillRunning`. The
+/// submitting threads write `submitted`, the pool threads the others: apart,
+/// so that neither side's writes take the other's cache line away.
 struct TaskCounters {
-  std::atomic<std::uint64_t> submitted{0};
-  std::atomic<std::uint64_t> started{0};
+  alignas(64) std::atomic<std::uint64_t> submitted{0};
+  alignas(64) std::atomic<std::uint64_t> started{0};
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> cancelled{0};
