@@ -743,7 +743,8 @@ class TrackerCore : public JobStoreListener<Result>,
   // touches no other job's memory.
   static constexpr std::size_t shardCount = 16;
   static std::size_t hashOf(const JobId& id) noexcept { return std::hash<JobId>{}(id); }
-  struct Shard {
+  // A cache line (or two) each, so that threads on different shards do not meet there either.
+  struct alignas(64) Shard {
     mutable std::shared_mutex mutex;
     std::vector<RecordPtr> buckets = std::vector<RecordPtr>(64);  // a power of two
     std::size_t size = 0;
@@ -802,10 +803,10 @@ class TrackerCore : public JobStoreListener<Result>,
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::milliseconds(sequence >> sequenceCounterBits)));
   }
-  std::atomic<std::uint64_t> lastSequence_{0};
+  alignas(64) std::atomic<std::uint64_t> lastSequence_{0};  // the submitting threads'
 
-  std::mutex retentionMutex_;
-  RingQueue<Finished> finished_;  // in the order jobs finished
+  alignas(64) std::mutex retentionMutex_;  // the finishing threads'
+  RingQueue<Finished> finished_;           // in the order jobs finished
 
   // Kept jobs by status, as monotonic counts of the moves into and out of
   // each status: the submitting thread writes only submitted_, on a cache

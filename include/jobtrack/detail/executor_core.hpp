@@ -125,7 +125,7 @@ class ExecutorCore final : public Scheduler {
       return;
     }
     std::shared_lock gate(gate_);
-    if (closed_) {
+    if (closed_.load(std::memory_order_relaxed)) {
       gate.unlock();
       fn();
       return;
@@ -149,10 +149,10 @@ class ExecutorCore final : public Scheduler {
     return strands_[nextStrand_++ % strands_.size()];
   }
 
-  [[nodiscard]] bool isClosed() const {
-    std::shared_lock gate(gate_);
-    return closed_;
-  }
+  /// Whether shutdown has begun. A hint for the submitting thread, which
+  /// reads it without the gate: whatever it then queues, the pools refuse
+  /// or cancel once closed.
+  [[nodiscard]] bool isClosed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   /// Queues blocking work; false once shut down.
   bool postBlocking(BlockingPool::Task& task) { return blocking_.post(task); }
@@ -248,8 +248,8 @@ class ExecutorCore final : public Scheduler {
     std::lock_guard serialize(shutdownMutex_);
     {
       std::unique_lock gate(gate_);
-      if (closed_) return lastShutdown_;
-      closed_ = true;
+      if (closed_.load(std::memory_order_relaxed)) return lastShutdown_;
+      closed_.store(true, std::memory_order_release);
     }
     std::vector<std::shared_ptr<StateBase>> live;
     std::list<std::function<void()>> hooks;
@@ -318,7 +318,7 @@ class ExecutorCore final : public Scheduler {
 
   std::mutex shutdownMutex_;
   mutable std::shared_mutex gate_;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // written under gate_ (unique)
   ShutdownResult lastShutdown_;
 
   std::mutex liveMutex_;                        // guards the members below

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "jobtrack/detail/recycling_allocator.hpp"
+
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -13,7 +15,8 @@ namespace jobtrack::detail {
 ///
 /// Callables of up to `inlineSize` bytes that move without throwing are kept
 /// inline, so the usual capture (a few pointers, a shared_ptr or two) costs
-/// no allocation: a tracked job creates several of these.
+/// no allocation: a tracked job creates several of these. Larger ones live
+/// in recycled storage: they are often freed on another thread.
 class UniqueFunction {
  public:
   static constexpr std::size_t inlineSize = 48;
@@ -29,7 +32,15 @@ class UniqueFunction {
       ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
       ops_ = &inlineOps<Fn>;
     } else {
-      ::new (static_cast<void*>(storage_)) Fn*(new Fn(std::forward<F>(f)));
+      RecyclingAllocator<Fn> allocator;
+      Fn* callable = allocator.allocate(1);
+      try {
+        ::new (static_cast<void*>(callable)) Fn(std::forward<F>(f));
+      } catch (...) {
+        allocator.deallocate(callable, 1);
+        throw;
+      }
+      ::new (static_cast<void*>(storage_)) Fn*(callable);
       ops_ = &heapOps<Fn>;
     }
   }
@@ -82,7 +93,11 @@ class UniqueFunction {
   static constexpr Ops heapOps{
       [](void* s) { (**std::launder(static_cast<Fn**>(s)))(); },
       [](void* from, void* to) noexcept { ::new (to) Fn*(*std::launder(static_cast<Fn**>(from))); },
-      [](void* s) noexcept { delete *std::launder(static_cast<Fn**>(s)); },
+      [](void* s) noexcept {
+        Fn* callable = *std::launder(static_cast<Fn**>(s));
+        callable->~Fn();
+        RecyclingAllocator<Fn>{}.deallocate(callable, 1);
+      },
   };
 
   void moveFrom(UniqueFunction& other) noexcept {
