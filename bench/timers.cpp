@@ -8,6 +8,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <future>
 
 namespace jobtrack::bench {
@@ -115,7 +116,8 @@ void figureTimers(const Config& config, std::vector<Row>& rows) {
   Clock::duration submitting{};
   auto ours = trackedLateness(config.timeoutJobs, config.blockingThreads, submitting);
   auto base = bareLateness(config.timeoutJobs, config.blockingThreads);
-  const auto pace = submitting / static_cast<Clock::rep>(config.timeoutJobs);
+  const auto pace =
+      submitting / std::max<Clock::rep>(1, static_cast<Clock::rep>(config.timeoutJobs));
   auto paced = bareLateness(config.timeoutJobs, config.blockingThreads, pace);
   const std::string fig = "4 timers";
   const std::string context = std::to_string(config.timeoutJobs) + " jobs; " +

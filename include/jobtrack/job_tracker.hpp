@@ -37,6 +37,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <shared_mutex>
 #include <stop_token>
@@ -459,7 +460,11 @@ class TrackerCore : public JobStoreListener<Result>,
     {
       std::lock_guard lock(retentionMutex_);
       const auto now = std::chrono::steady_clock::now();
-      finished_.push_back({record, now});
+      try {
+        finished_.push_back({record, now});
+      } catch (const std::bad_alloc&) {
+        // Out of memory: the job stays kept (never evicted), its waiters still run.
+      }
       expired = takeExpiredLocked(now);
       moreExpired = hasExpiredLocked(now);
     }
@@ -554,12 +559,20 @@ class TrackerCore : public JobStoreListener<Result>,
 
   TrackerStats stats() const {
     TrackerStats s;
-    // Read while jobs move, a count may be a little stale; it is clamped at zero.
+    // Moves out, moves in, moves out again: a job that passed through the
+    // status between the reads would otherwise be counted as still there.
+    // Read while jobs move, a count is still approximate (clamped at zero).
     auto count = [&](JobStatus status) {
       const auto i = static_cast<std::size_t>(status);
-      const auto out = moves_.outOf[i].load(std::memory_order_relaxed);
-      const auto in = status == JobStatus::Pending ? submitted_.load(std::memory_order_relaxed)
-                                                   : moves_.into[i].load(std::memory_order_relaxed);
+      const auto& into = status == JobStatus::Pending ? submitted_ : moves_.into[i];
+      auto out = moves_.outOf[i].load(std::memory_order_acquire);
+      std::uint64_t in = 0;
+      for (int attempt = 0; attempt < 4; ++attempt) {
+        in = into.load(std::memory_order_acquire);
+        const auto outAgain = moves_.outOf[i].load(std::memory_order_acquire);
+        if (outAgain == out) break;
+        out = outAgain;
+      }
       return in > out ? static_cast<std::size_t>(in - out) : std::size_t{0};
     };
     s.pending = count(JobStatus::Pending);
@@ -809,8 +822,8 @@ class TrackerCore : public JobStoreListener<Result>,
   RingQueue<Finished> finished_;           // in the order jobs finished
 
   // Kept jobs by status, as monotonic counts of the moves into and out of
-  // each status: the submitting thread writes only submitted_, on a cache
-  // line of its own, never one that the finishing threads write.
+  // each status: submitting a job writes only submitted_, on a cache line
+  // of its own, never one that the finishing threads write.
   alignas(64) std::atomic<std::uint64_t> submitted_{0};
   struct alignas(64) Moves {
     std::array<std::atomic<std::uint64_t>, 5> into{};   // PENDING's is submitted_

@@ -2,7 +2,8 @@
 
 /// @file
 /// Recycled storage for the small objects every job allocates (its record,
-/// future states, timeout bookkeeping).
+/// future states, timeout bookkeeping, continuations too large to be kept
+/// inline).
 ///
 /// A job is typically created on one thread and finished on another, so its
 /// objects are allocated on the first and freed on the second. With plain

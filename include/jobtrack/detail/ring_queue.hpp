@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -14,12 +15,17 @@ namespace jobtrack::detail {
 /// three quarters are unused, down to `minCapacity`, so a burst is given
 /// back once it drains.
 ///
-/// Not thread-safe: the owner guards it. T must be default-constructible
-/// and nothrow-movable; a popped slot is reset to T{} at once, so it holds
-/// no resources.
+/// Growing or shrinking moves every queued element, under whatever lock
+/// guards the queue: linear in the queue's length, amortised over as many
+/// pushes or pops.
+///
+/// Not thread-safe: the owner guards it. A popped slot is reset to T{} at
+/// once, so it holds no resources. A moved-from queue is empty.
 template <class T, std::size_t minCapacity = 64>
 class RingQueue {
-  static_assert((minCapacity & (minCapacity - 1)) == 0, "minCapacity is a power of two");
+  static_assert(minCapacity > 0 && (minCapacity & (minCapacity - 1)) == 0,
+                "minCapacity is a power of two");
+  static_assert(std::is_nothrow_move_assignable_v<T>, "elements move without throwing");
 
  public:
   RingQueue() = default;
@@ -28,9 +34,11 @@ class RingQueue {
         head_(std::exchange(other.head_, 0)),
         size_(std::exchange(other.size_, 0)) {}
   RingQueue& operator=(RingQueue&& other) noexcept {
-    slots_ = std::move(other.slots_);
-    head_ = std::exchange(other.head_, 0);
-    size_ = std::exchange(other.size_, 0);
+    if (this != &other) {
+      slots_ = std::move(other.slots_);
+      head_ = std::exchange(other.head_, 0);
+      size_ = std::exchange(other.size_, 0);
+    }
     return *this;
   }
   RingQueue(const RingQueue&) = delete;
