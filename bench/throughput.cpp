@@ -103,22 +103,44 @@ Measured tracked(std::size_t jobs, std::size_t threads, std::size_t keep) {
 void figureThroughput(const Config& config, std::vector<Row>& rows) {
   const auto n = config.throughputJobs;
   const auto t = config.threads;
-  // One pass each keeps the run short. The floor is measured first and last
-  // and averaged, so a drift in machine load shows as a spread in the note.
-  const auto raw1 = rawPost(n, t);
-  const auto ours = tracked(n, t, config.trackerKeep);
-  const auto useFuture = postUseFuture(n, t);
+  // The machine's speed drifts within seconds: each variant runs once per
+  // round, the rounds interleaved, and each is reported by its median round.
+  constexpr int rounds = 3;
+  std::vector<Measured> raws;
+  std::vector<Measured> trackeds;
+  std::vector<Measured> futures;
+  for (int round = 0; round < rounds; ++round) {
+    raws.push_back(rawPost(n, t));
+    trackeds.push_back(tracked(n, t, config.trackerKeep));
+    futures.push_back(postUseFuture(n, t));
+  }
+  const auto median = [](std::vector<Measured> runs) {
+    std::vector<double> rates;
+    std::vector<double> cpus;
+    for (const auto& run : runs) {
+      rates.push_back(run.jobsPerSecond);
+      cpus.push_back(run.cpuMicrosPerJob);
+    }
+    return Measured{quantile(rates, 0.5), quantile(cpus, 0.5)};
+  };
+  const auto raw = median(raws);
+  const auto ours = median(trackeds);
+  const auto useFuture = median(futures);
   const auto async = stdAsync(config.asyncJobs);
-  const auto raw2 = rawPost(n, t);
-  const Measured raw{(raw1.jobsPerSecond + raw2.jobsPerSecond) / 2,
-                     (raw1.cpuMicrosPerJob + raw2.cpuMicrosPerJob) / 2};
+  const auto rates = [](const std::vector<Measured>& runs) {
+    std::string text;
+    for (const auto& run : runs) {
+      text += (text.empty() ? "" : ", ") + std::to_string(static_cast<long>(run.jobsPerSecond));
+    }
+    return text;
+  };
 
   const std::string fig = "1 throughput";
   const std::string context =
       std::to_string(n) + " jobs; pools of " + std::to_string(t) + " threads; maxFinishedJobs " +
-      std::to_string(config.trackerKeep) +
-      "; raw post runs: " + std::to_string(static_cast<long>(raw1.jobsPerSecond)) + " and " +
-      std::to_string(static_cast<long>(raw2.jobsPerSecond)) + " jobs/s";
+      std::to_string(config.trackerKeep) + "; median of " + std::to_string(rounds) +
+      " interleaved rounds (jobs/s) - ours: " + rates(trackeds) + "; raw post: " + rates(raws) +
+      "; use_future: " + rates(futures);
   Row vsRaw{fig,
             "tracked jobs/s vs raw asio::post",
             ours.jobsPerSecond,
