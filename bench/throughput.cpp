@@ -136,11 +136,11 @@ void figureThroughput(const Config& config, std::vector<Row>& rows) {
   };
 
   const std::string fig = "1 throughput";
-  const std::string context =
-      std::to_string(n) + " jobs; pools of " + std::to_string(t) + " threads; maxFinishedJobs " +
-      std::to_string(config.trackerKeep) + "; median of " + std::to_string(rounds) +
-      " interleaved rounds (jobs/s) - ours: " + rates(trackeds) + "; raw post: " + rates(raws) +
-      "; use_future: " + rates(futures);
+  const std::string context = std::to_string(n) + " jobs; pools of " + std::to_string(t) +
+                              " threads; maxFinishedJobs " + std::to_string(config.trackerKeep) +
+                              "; median of " + std::to_string(rounds) +
+                              " interleaved rounds (jobs/s) - ours: " + rates(trackeds) +
+                              "; raw post: " + rates(raws) + "; use_future: " + rates(futures);
   Row vsRaw{fig,
             "tracked jobs/s vs raw asio::post",
             ours.jobsPerSecond,

@@ -356,9 +356,7 @@ class TrackerCore : public JobStoreListener<Result>,
     // Ids are random 122-bit values: a new one is not looked for first.
     assert(!record->nextInBucket && !record->newer && !record->older && "inserted twice");
     if (shard.size == shard.buckets.size()) shard.grow();
-    auto& head = shard.bucketOf(hash);
-    record->nextInBucket = std::move(head);
-    head = record;
+    shard.pushFront(hash, record);
     ++shard.size;
     record->older = shard.newest;
     if (shard.newest) shard.newest->newer = record.get();
@@ -770,6 +768,13 @@ class TrackerCore : public JobStoreListener<Result>,
     RecordPtr& bucketOf(std::size_t hash) { return buckets[bucketIndex(hash)]; }
     const RecordPtr& bucketOf(std::size_t hash) const { return buckets[bucketIndex(hash)]; }
 
+    /// Links `record` at the head of its bucket (no look-up, no count).
+    void pushFront(std::size_t hash, RecordPtr record) {
+      auto& head = bucketOf(hash);
+      record->nextInBucket = std::move(head);
+      head = std::move(record);
+    }
+
     Shard() = default;
     Shard(const Shard&) = delete;
     Shard& operator=(const Shard&) = delete;
@@ -788,9 +793,8 @@ class TrackerCore : public JobStoreListener<Result>,
         while (chain) {
           RecordPtr record = std::move(chain);
           chain = std::move(record->nextInBucket);
-          auto& head = bucketOf(hashOf(record->snapshot.id));
-          record->nextInBucket = std::move(head);
-          head = std::move(record);
+          const std::size_t hash = hashOf(record->snapshot.id);
+          pushFront(hash, std::move(record));
         }
       }
     }
