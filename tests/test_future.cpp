@@ -14,6 +14,7 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <future>
@@ -24,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 using jobtrack::BrokenPromiseError;
 using jobtrack::CancelledError;
@@ -81,6 +83,55 @@ TEST_CASE("a promise's value reaches its future", "[future]") {
     REQUIRE_FALSE(promise.setException(std::make_exception_ptr(std::runtime_error("late"))));
     REQUIRE(future.get() == 1);
   }
+}
+
+TEST_CASE("threads blocked on many futures each wake for their own", "[future][wait]") {
+  // Blocked threads sleep in a table of wait places shared by address: with
+  // more futures than places, completing one future must neither lose
+  // another's wake-up nor end another's wait.
+  constexpr int count = 300;
+  constexpr int threads = 8;
+  std::vector<Promise<int>> promises(count);
+  std::vector<Future<int>> futures;
+  for (auto& promise : promises) futures.push_back(promise.getFuture());
+
+  std::atomic<int> woken{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> waiters;
+  for (int t = 0; t < threads; ++t) {
+    waiters.emplace_back([&, t] {
+      // In the producer's order, so that the threads are often asleep on
+      // futures about to complete, several at a time.
+      for (int i = t; i < count; i += threads) {
+        if (i % 2 == 0) {
+          futures[i].wait();
+        } else if (!futures[i].waitFor(60s)) {
+          ++wrong;
+        }
+        if (futures[i].get() != i) ++wrong;
+        ++woken;
+      }
+    });
+  }
+  Promise<int> never;
+  auto unfulfilled = never.getFuture();
+  std::atomic<bool> producing{true};
+  std::atomic<int> endedEarly{0};
+  std::thread bystander([&] {
+    while (producing) {
+      if (unfulfilled.waitFor(1ms)) ++endedEarly;
+    }
+  });
+
+  for (int i = 0; i < count; ++i) promises[i].setValue(i);
+  for (auto& waiter : waiters) waiter.join();
+  producing = false;
+  bystander.join();
+
+  REQUIRE(woken == count);
+  REQUIRE(wrong == 0);
+  REQUIRE(endedEarly == 0);
+  REQUIRE_FALSE(unfulfilled.isReady());
 }
 
 TEST_CASE("get() rethrows a failure of any type", "[future]") {

@@ -143,17 +143,33 @@ struct CancelIfUnfinished {
   }
 };
 
-/// What a coroutine task shares between its frame, its completion and its cancel hook.
-struct CoroutineTask {
-  explicit CoroutineTask(asio::any_io_executor s) : strand(std::move(s)) {}
-  asio::any_io_executor strand;  // one of the core's shared strands
+/// A coroutine task's state: its future's state, plus what its cancel hook
+/// needs and its place in the executor's list of running coroutines. One
+/// block per task, freed when the future, the frame and the completion
+/// handler have all let go.
+template <class T>
+class CoroutineState final : public SharedState<T> {
+ public:
+  CoroutineState(const std::shared_ptr<ExecutorCore>& core, std::uint8_t strand)
+      : SharedState<T>(core), strand(strand) {}
+  ~CoroutineState() override { core().removeLive(live); }
+  CoroutineState(const CoroutineState&) = delete;
+  CoroutineState& operator=(const CoroutineState&) = delete;
+
+  [[nodiscard]] ExecutorCore& core() const noexcept {
+    return static_cast<ExecutorCore&>(*this->scheduler());
+  }
+
+  // Declared first, so that it fits in SharedState's tail padding.
+  std::uint8_t strand;  // the number of the core's strand it runs on
   asio::cancellation_signal signal;
-  std::optional<ExecutorCore::LiveHandle> live;
+  LiveLink live;
 };
 
+/// The body of a coroutine task. `core` is the state's scheduler, which the
+/// state keeps alive: the frame holds no second reference to it.
 template <class T, class F>
-asio::awaitable<void> runCoroutine(std::shared_ptr<SharedState<T>> state, F f,
-                                   std::shared_ptr<ExecutorCore> core) {
+asio::awaitable<void> runCoroutine(std::shared_ptr<SharedState<T>> state, F f, ExecutorCore* core) {
   CancelIfUnfinished guard{state.get()};
   if (core->isClosed()) {
     state->cancel();
@@ -209,37 +225,43 @@ template <class F>
 Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bool throwIfClosed) {
   using Fn = std::decay_t<F>;
   using T = TaskValue<F>;
-  auto state = makeRecycled<SharedState<T>>(core);
-  auto refuse = [&]() -> Future<T> {
-    // Cancelled even when throwing: once counted as submitted, the task must
-    // also be counted as cancelled, or the stats show it queued forever.
+  // Cancelled even when throwing: once counted as submitted, the task must
+  // also be counted as cancelled, or the stats show it queued forever.
+  auto refuse = [throwIfClosed](std::shared_ptr<SharedState<T>> state) -> Future<T> {
     state->cancel();
     if (throwIfClosed) throw ExecutorShutdownError{};
     return futureFrom(std::move(state));
   };
-  if (core->isClosed()) return refuse();
-
   ExecutorCore* rawCore = core.get();
-  StateBase* rawState = state.get();
   if constexpr (TaskTraits<Fn>::isCoroutine) {
-    auto strand = core->coroutineStrand();
-    if (!strand) return refuse();
-    auto task = std::make_shared<CoroutineTask>(std::move(*strand));
-    task->live = core->addLive(state);
-    if (!task->live) return refuse();
+    auto strand = core->isClosed() ? std::nullopt : core->coroutineStrand();
+    if (!strand) return refuse(makeRecycled<SharedState<T>>(core));
+    auto state = makeRecycled<CoroutineState<T>>(core, strand->number);
+    if (!core->addLive(state->live, *state)) {
+      return refuse(std::shared_ptr<SharedState<T>>(std::move(state)));
+    }
     core->countSubmitted();
     // The cancellation signal is emitted on the coroutine's strand:
     // emitting from the cancelling thread would race with the coroutine.
-    state->setCancelHook([rawCore, rawState, task] {
+    // The hook lives in the state, so it must not own it.
+    state->setCancelHook([rawCore, rawState = state.get()] {
       rawCore->countCancelled(*rawState);
-      asio::post(task->strand, [task] { task->signal.emit(asio::cancellation_type::all); });
+      auto self = std::static_pointer_cast<CoroutineState<T>>(rawState->shared_from_this());
+      rawCore->postToCoroutineStrand(rawState->strand, [self = std::move(self)] {
+        self->signal.emit(asio::cancellation_type::all);
+      });
     });
+    // The completion handler keeps the state, and so the signal its slot
+    // points into, alive until the coroutine has ended.
+    auto& signal = state->signal;
     asio::co_spawn(
-        task->strand, runCoroutine<T>(state, Fn(std::forward<F>(f)), core),
-        asio::bind_cancellation_slot(task->signal.slot(), [task, core](const std::exception_ptr&) {
-          if (task->live) core->removeLive(*task->live);
-        }));
+        strand->executor, runCoroutine<T>(state, Fn(std::forward<F>(f)), rawCore),
+        asio::bind_cancellation_slot(signal.slot(), [keep = state](const std::exception_ptr&) {}));
+    return futureFrom(std::shared_ptr<SharedState<T>>(std::move(state)));
   } else {
+    auto state = makeRecycled<SharedState<T>>(core);
+    if (core->isClosed()) return refuse(std::move(state));
+    StateBase* rawState = state.get();
     core->countSubmitted();
     state->setCancelHook([rawCore, rawState] { rawCore->countCancelled(*rawState); });
     // The task's `state` keeps the state alive until the body has run.
@@ -247,9 +269,9 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
                             [typed = state.get(), rawCore, fn = Fn(std::forward<F>(f))]() mutable {
                               runBlocking(*typed, fn, *rawCore);
                             }};
-    if (!core->postBlocking(task)) return refuse();
+    if (!core->postBlocking(task)) return refuse(std::move(state));
+    return futureFrom(std::move(state));
   }
-  return futureFrom(std::move(state));
 }
 
 /// The first success of `sources` wins; the others are then cancelled.

@@ -245,9 +245,9 @@ struct JobRecord {
 
   mutable std::mutex mutex;
   Snapshot snapshot;
-  std::shared_ptr<StateBase> work;       // to cancel; dropped when finished
-  std::optional<std::stop_source> stop;  // the JobContext's, if one was made
-  std::list<UniqueFunction> waiters;     // run once, when the job finishes
+  std::shared_ptr<StateBase> work;          // to cancel; dropped when finished
+  std::stop_source stop{std::nostopstate};  // the JobContext's, if one was made
+  std::list<UniqueFunction> waiters;        // run once, when the job finishes
 
   // Registration order: a tracker-wide sequence number, and the neighbours
   // in the registry shard's list (guarded by the shard's lock).
@@ -434,7 +434,7 @@ class TrackerCore : public JobStoreListener<Result>,
   bool finish(const RecordPtr& record, JobStatus status, Update&& update) {
     std::list<UniqueFunction> waiters;
     std::shared_ptr<StateBase> work;
-    std::optional<std::stop_source> stop;
+    std::stop_source stop(std::nostopstate);
     {
       std::lock_guard lock(record->mutex);
       auto& s = record->snapshot;
@@ -451,7 +451,7 @@ class TrackerCore : public JobStoreListener<Result>,
     }
     if (status == JobStatus::Cancelled) {
       if (work) work->cancel();
-      if (stop) stop->request_stop();
+      if (stop.stop_possible()) stop.request_stop();
     }
     RecordPtr expired;
     bool moreExpired = false;

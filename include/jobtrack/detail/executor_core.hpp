@@ -72,7 +72,7 @@ class CorePool : public asio::io_context {  // never deleted through a base poin
   std::vector<std::thread> threads_;
 };
 
-/// Phases of a leaf task, kept in StateBase::taskPhase.
+/// Phases of a leaf task, kept in StateBase::taskPhase().
 enum TaskPhase : std::uint8_t {
   Queued = 0,
   Running = 1,
@@ -92,6 +92,15 @@ struct TaskCounters {
   std::atomic<std::uint64_t> cancelled{0};
   std::atomic<std::uint64_t> cancelledBeforeStart{0};
   std::atomic<std::int64_t> cancelledStillRunning{0};
+};
+
+/// A state's place in its executor's list of running coroutines, which
+/// shutdown cancels. Intrusive, so registering allocates nothing; guarded by
+/// the executor's lock. Linked while `next` is set.
+struct LiveLink {
+  LiveLink* previous = nullptr;
+  LiveLink* next = nullptr;
+  StateBase* state = nullptr;
 };
 
 /// The shared heart of an AsyncExecutor: its pools, counters and the states
@@ -135,18 +144,39 @@ class ExecutorCore final : public Scheduler {
 
   [[nodiscard]] asio::any_io_executor executor() const override { return coreExecutor_; }
 
+  /// One of the strands coroutines run on, and its number.
+  struct CoroutineStrand {
+    asio::any_io_executor executor;
+    std::uint8_t number = 0;
+  };
+
   /// A strand for a new coroutine; nullopt once shut down. Coroutines share
   /// a fixed set of strands, handed out in turn, instead of allocating one
   /// each: a strand only has to keep a coroutine from running concurrently
   /// with its own cancellation, and coroutines never block, so sharing
   /// costs little. The strands are made on first use and the executor drops
-  /// its own at shutdown (a strand must not outlive the execution context,
-  /// which may be the caller's); coroutine tasks hold theirs until they end.
-  [[nodiscard]] std::optional<asio::any_io_executor> coroutineStrand() {
+  /// its own at shutdown, once it has cancelled the running coroutines (a
+  /// strand must not outlive the execution context, which may be the
+  /// caller's); a running coroutine holds its strand until it ends.
+  [[nodiscard]] std::optional<CoroutineStrand> coroutineStrand() {
     std::lock_guard lock(liveMutex_);
     if (liveClosed_) return std::nullopt;
     if (strands_.empty()) strands_ = makeStrands();
-    return strands_[nextStrand_++ % strands_.size()];
+    const auto number = static_cast<std::uint8_t>(nextStrand_++ % strands_.size());
+    return CoroutineStrand{strands_[number], number};
+  }
+
+  /// Posts `fn` to coroutine strand `number`. After shutdown has dropped the
+  /// strands `fn` is destroyed instead: by then every coroutine was
+  /// cancelled, so there is nothing left for it to reach.
+  template <class Fn>
+  void postToCoroutineStrand(std::uint8_t number, Fn&& fn) {
+    std::optional<asio::any_io_executor> strand;
+    {
+      std::lock_guard lock(liveMutex_);
+      if (number < strands_.size()) strand = strands_[number];
+    }
+    if (strand) asio::post(*strand, std::forward<Fn>(fn));
   }
 
   /// Whether shutdown has begun. A hint for the submitting thread, which
@@ -157,16 +187,26 @@ class ExecutorCore final : public Scheduler {
   /// Queues blocking work; false once shut down.
   bool postBlocking(BlockingPool::Task& task) { return blocking_.post(task); }
 
-  /// Registers a state to cancel if the executor shuts down while it runs.
-  using LiveHandle = std::list<std::weak_ptr<StateBase>>::iterator;
-  std::optional<LiveHandle> addLive(const std::shared_ptr<StateBase>& state) {
+  /// Registers `state`, through its `link`, to be cancelled if the executor
+  /// shuts down before the state is destroyed; false once shut down.
+  bool addLive(LiveLink& link, StateBase& state) {
     std::lock_guard lock(liveMutex_);
-    if (liveClosed_) return std::nullopt;
-    return live_.insert(live_.end(), state);
+    if (liveClosed_) return false;
+    link.state = &state;
+    link.previous = live_.previous;
+    link.next = &live_;
+    live_.previous->next = &link;
+    live_.previous = &link;
+    return true;
   }
-  void removeLive(LiveHandle handle) {
+  /// Unregisters `link` (if it was registered). Called before the state it
+  /// names is destroyed.
+  void removeLive(LiveLink& link) noexcept {
     std::lock_guard lock(liveMutex_);
-    live_.erase(handle);
+    if (!link.next) return;
+    link.previous->next = link.next;
+    link.next->previous = link.previous;
+    link.previous = link.next = nullptr;
   }
 
   /// Registers `hook` to run when the executor shuts down (e.g. to stop a
@@ -192,7 +232,7 @@ class ExecutorCore final : public Scheduler {
   /// Moves a leaf from queued to running; false if it was cancelled first.
   bool beginTask(StateBase& state) noexcept {
     auto phase = static_cast<std::uint8_t>(Queued);
-    if (!state.taskPhase.compare_exchange_strong(phase, Running, std::memory_order_acq_rel)) {
+    if (!state.taskPhase().compare_exchange_strong(phase, Running, std::memory_order_acq_rel)) {
       return false;
     }
     counters_.started.fetch_add(1, std::memory_order_relaxed);
@@ -210,7 +250,7 @@ class ExecutorCore final : public Scheduler {
 
   /// Records the end of a leaf's body; `delivered` is whether its result won.
   void finishTask(StateBase& state, bool delivered, bool threw) noexcept {
-    const auto previous = state.taskPhase.exchange(Finished, std::memory_order_acq_rel);
+    const auto previous = state.taskPhase().exchange(Finished, std::memory_order_acq_rel);
     if (delivered) {
       (threw ? counters_.failed : counters_.completed).fetch_add(1, std::memory_order_relaxed);
     } else if (previous == RunningCancelled) {
@@ -222,10 +262,10 @@ class ExecutorCore final : public Scheduler {
   void countCancelled(StateBase& state) noexcept {
     counters_.cancelled.fetch_add(1, std::memory_order_relaxed);
     auto phase = static_cast<std::uint8_t>(Queued);
-    if (state.taskPhase.compare_exchange_strong(phase, CancelledBeforeStart,
-                                                std::memory_order_acq_rel)) {
+    if (state.taskPhase().compare_exchange_strong(phase, CancelledBeforeStart,
+                                                  std::memory_order_acq_rel)) {
       counters_.cancelledBeforeStart.fetch_add(1, std::memory_order_relaxed);
-    } else if (phase == Running && state.taskPhase.compare_exchange_strong(
+    } else if (phase == Running && state.taskPhase().compare_exchange_strong(
                                        phase, RunningCancelled, std::memory_order_acq_rel)) {
       counters_.cancelledStillRunning.fetch_add(1, std::memory_order_relaxed);
     }
@@ -257,14 +297,20 @@ class ExecutorCore final : public Scheduler {
     {
       std::lock_guard lock(liveMutex_);
       liveClosed_ = true;
-      strands.swap(strands_);
-      for (auto& weak : live_) {
-        if (auto state = weak.lock()) live.push_back(std::move(state));
+      // A state whose destructor is waiting for this lock to unlink itself
+      // can no longer be locked: it is skipped.
+      for (auto* link = live_.next; link != &live_; link = link->next) {
+        if (auto state = link->state->weak_from_this().lock()) live.push_back(std::move(state));
       }
       hooks.swap(hooks_);
     }
+    // Cancelling a coroutine posts to its strand: the strands go after.
     for (auto& state : live) state->cancel();
     live.clear();
+    {
+      std::lock_guard lock(liveMutex_);
+      strands.swap(strands_);
+    }
     for (auto& hook : hooks) hook();
 
     const auto deadline = std::chrono::steady_clock::now() + shutdownTimeout_;
@@ -303,7 +349,7 @@ class ExecutorCore final : public Scheduler {
   TaskCounters counters_;
 
   std::vector<asio::any_io_executor> makeStrands() const {
-    constexpr std::size_t count = 64;
+    constexpr std::size_t count = 64;  // numbered by a std::uint8_t
     std::vector<asio::any_io_executor> strands;
     strands.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
@@ -324,7 +370,7 @@ class ExecutorCore final : public Scheduler {
   std::mutex liveMutex_;                        // guards the members below
   std::vector<asio::any_io_executor> strands_;  // each a strand
   std::size_t nextStrand_ = 0;
-  std::list<std::weak_ptr<StateBase>> live_;
+  LiveLink live_{&live_, &live_, nullptr};  // the head of a circular list
   std::list<std::function<void()>> hooks_;
   bool liveClosed_ = false;
 };

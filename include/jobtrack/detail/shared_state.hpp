@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -32,6 +33,23 @@ class Scheduler {
   [[nodiscard]] virtual asio::any_io_executor executor() const = 0;
 };
 
+/// Where threads blocked on a future sleep. States share a fixed table of
+/// these, picked by address, instead of carrying a condition variable each:
+/// most futures are never waited on, and a tracked job keeps its future's
+/// state for as long as it is in flight.
+struct WaitPlace {
+  std::mutex mutex;
+  std::condition_variable wakeUp;
+};
+
+inline WaitPlace& waitPlaceFor(const void* state) noexcept {
+  static constexpr std::size_t count = 64;
+  static WaitPlace places[count];
+  // States are at least 64-byte blocks: the low bits carry no information.
+  const auto address = reinterpret_cast<std::uintptr_t>(state);
+  return places[(address >> 6 ^ address >> 12) % count];
+}
+
 /// What a state stores for T: void results are stored as std::monostate.
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
@@ -51,27 +69,37 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   [[nodiscard]] bool isReady() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   void wait() const {
-    if (isReady()) return;
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [this] { return ready_.load(std::memory_order_relaxed); });
+    if (!registerWaiter()) return;
+    auto& place = waitPlaceFor(this);
+    {
+      std::unique_lock lock(place.mutex);
+      place.wakeUp.wait(lock, [this] { return isReady(); });
+    }
+    unregisterWaiter();
   }
 
   template <class Clock, class Duration>
   bool waitUntil(const std::chrono::time_point<Clock, Duration>& deadline) const {
-    if (isReady()) return true;
-    std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline,
-                          [this] { return ready_.load(std::memory_order_relaxed); });
+    if (!registerWaiter()) return true;
+    auto& place = waitPlaceFor(this);
+    bool ready = false;
+    {
+      std::unique_lock lock(place.mutex);
+      ready = place.wakeUp.wait_until(lock, deadline, [this] { return isReady(); });
+    }
+    unregisterWaiter();
+    return ready;
   }
 
   /// Completes the state with CancelledError unless it is complete already,
   /// signals the stop token, and runs the cancel hook (which forwards the
   /// cancel to whatever produces this state). Returns whether this call won.
   bool cancel() {
-    std::optional<std::stop_source> stop;
+    std::stop_source stop(std::nostopstate);
     UniqueFunction hook;
     UniqueFunction continuation;
     UniqueFunction started;
+    bool wake = false;
     {
       std::lock_guard lock(mutex_);
       if (ready_.load(std::memory_order_relaxed)) return false;
@@ -82,9 +110,10 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
       hook = std::move(cancelHook_);
       continuation = std::move(continuation_);
       started = std::move(startedCallback_);
+      wake = waiters_ != 0;
     }
-    cv_.notify_all();
-    if (stop) stop->request_stop();
+    if (wake) wakeWaiters();
+    if (stop.stop_possible()) stop.request_stop();
     if (hook) hook();
     if (continuation) schedule(std::move(continuation));
     return true;
@@ -106,8 +135,8 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
     bool cancelled = false;
     {
       std::lock_guard lock(mutex_);
-      if (!stop_) stop_.emplace();
-      source = *stop_;
+      if (!stop_.stop_possible()) stop_ = std::stop_source();
+      source = stop_;
       cancelled = cancelled_;
     }
     if (cancelled) source.request_stop();
@@ -171,7 +200,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   [[nodiscard]] const std::shared_ptr<Scheduler>& scheduler() const noexcept { return scheduler_; }
 
   /// Executor bookkeeping for leaf tasks: see AsyncExecutor's statistics.
-  std::atomic<std::uint8_t> taskPhase{0};
+  [[nodiscard]] std::atomic<std::uint8_t>& taskPhase() noexcept { return taskPhase_; }
 
  protected:
   /// Stores a result through `store` unless already complete, then schedules
@@ -181,6 +210,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
     UniqueFunction continuation;
     UniqueFunction hook;
     UniqueFunction started;
+    bool wake = false;
     {
       std::lock_guard lock(mutex_);
       if (ready_.load(std::memory_order_relaxed)) return false;
@@ -189,8 +219,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
       continuation = std::move(continuation_);
       hook = std::move(cancelHook_);
       started = std::move(startedCallback_);
+      wake = waiters_ != 0;
     }
-    cv_.notify_all();
+    if (wake) wakeWaiters();
     if (continuation) schedule(std::move(continuation));
     return true;
   }
@@ -206,13 +237,40 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   std::exception_ptr error_;
 
  private:
+  /// Counts a thread about to block; false if the state is ready already.
+  /// Registering under the state's lock, where completion also looks, means
+  /// a completion either sees the waiter or is seen by it.
+  bool registerWaiter() const {
+    if (isReady()) return false;
+    std::lock_guard lock(mutex_);
+    if (ready_.load(std::memory_order_relaxed)) return false;
+    ++waiters_;
+    return true;
+  }
+
+  void unregisterWaiter() const {
+    std::lock_guard lock(mutex_);
+    --waiters_;
+  }
+
+  /// Wakes the threads blocked on this state (and any others sharing its
+  /// wait place, which recheck and sleep again). Taking the place's lock
+  /// first means a registered waiter is either still before its readiness
+  /// check or already asleep.
+  void wakeWaiters() const {
+    auto& place = waitPlaceFor(this);
+    { std::lock_guard lock(place.mutex); }
+    place.wakeUp.notify_all();
+  }
+
   std::shared_ptr<Scheduler> scheduler_;
   mutable std::mutex mutex_;
-  mutable std::condition_variable cv_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> started_{false};
   bool cancelled_ = false;
-  std::optional<std::stop_source> stop_;
+  std::atomic<std::uint8_t> taskPhase_{0};
+  mutable std::uint32_t waiters_ = 0;        // threads blocked in wait(); guarded by mutex_
+  std::stop_source stop_{std::nostopstate};  // made on first use
   UniqueFunction continuation_;
   UniqueFunction cancelHook_;
   UniqueFunction startedCallback_;
@@ -220,7 +278,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
 
 /// The shared state of a Future<T>/Promise<T>.
 template <class T>
-class SharedState final : public StateBase {
+class SharedState : public StateBase {
  public:
   using StateBase::StateBase;
 
