@@ -232,6 +232,28 @@ void lockSpinning(Lock& lock) {
   lock.lock();
 }
 
+/// The callbacks waiting for a job to finish. Most jobs have none, so the
+/// list is made on first use: a record holds a pointer, not a list.
+class Waiters {
+ public:
+  using Position = std::list<UniqueFunction>::iterator;
+
+  Position add(UniqueFunction waiter) {
+    if (!list_) list_ = std::make_unique<std::list<UniqueFunction>>();
+    return list_->insert(list_->end(), std::move(waiter));
+  }
+  /// Removes a waiter `add` returned, which must still be here.
+  void remove(Position position) { list_->erase(position); }
+  void swap(Waiters& other) noexcept { list_.swap(other.list_); }
+  void runAll() {
+    if (!list_) return;
+    for (auto& waiter : *list_) waiter();
+  }
+
+ private:
+  std::unique_ptr<std::list<UniqueFunction>> list_;
+};
+
 /// One job's mutable state. Fields below the mutex are guarded by it.
 template <class Result>
 struct JobRecord {
@@ -247,7 +269,7 @@ struct JobRecord {
   Snapshot snapshot;
   std::shared_ptr<StateBase> work;          // to cancel; dropped when finished
   std::stop_source stop{std::nostopstate};  // the JobContext's, if one was made
-  std::list<UniqueFunction> waiters;        // run once, when the job finishes
+  Waiters waiters;                          // run once, when the job finishes
 
   // Registration order: a tracker-wide sequence number, and the neighbours
   // in the registry shard's list (guarded by the shard's lock).
@@ -432,7 +454,7 @@ class TrackerCore : public JobStoreListener<Result>,
   /// `update` fills in the outcome. Returns false if the job had finished.
   template <class Update>
   bool finish(const RecordPtr& record, JobStatus status, Update&& update) {
-    std::list<UniqueFunction> waiters;
+    Waiters waiters;
     std::shared_ptr<StateBase> work;
     std::stop_source stop(std::nostopstate);
     {
@@ -469,7 +491,7 @@ class TrackerCore : public JobStoreListener<Result>,
     // Usually exactly one job leaves as this one joins the kept ones.
     if (expired) remove(std::move(expired));
     if (moreExpired) sweep();
-    for (auto& waiter : waiters) waiter();
+    waiters.runAll();
     return true;
   }
 
@@ -502,11 +524,10 @@ class TrackerCore : public JobStoreListener<Result>,
 
   /// Adds `waiter` to run when the job finishes; returns false (adding
   /// nothing) if it has finished already. `position` receives the handle.
-  bool addWaiter(Record& record, UniqueFunction waiter,
-                 typename std::list<UniqueFunction>::iterator& position) {
+  bool addWaiter(Record& record, UniqueFunction waiter, Waiters::Position& position) {
     std::lock_guard lock(record.mutex);
     if (isTerminal(record.snapshot.status)) return false;
-    position = record.waiters.insert(record.waiters.end(), std::move(waiter));
+    position = record.waiters.add(std::move(waiter));
     return true;
   }
 
@@ -656,7 +677,7 @@ class TrackerCore : public JobStoreListener<Result>,
   /// Updates a mirror with a remote snapshot (never backwards), tells
   /// subscribers, and runs its waiters once it is terminal.
   void applyRemote(Record& mirror, const Snapshot& snapshot) {
-    std::list<UniqueFunction> waiters;
+    Waiters waiters;
     {
       std::lock_guard lock(mirror.mutex);
       if (isTerminal(mirror.snapshot.status)) return;
@@ -664,7 +685,7 @@ class TrackerCore : public JobStoreListener<Result>,
       deliver(snapshot);
       if (isTerminal(snapshot.status)) waiters.swap(mirror.waiters);
     }
-    for (auto& waiter : waiters) waiter();
+    waiters.runAll();
   }
 
   /// Records a change of a local job: in the store, if any, and for every
@@ -987,7 +1008,7 @@ class JobTracker {
       bool done = false;
     };
     auto signal = std::make_shared<Signal>();
-    typename std::list<detail::UniqueFunction>::iterator position;
+    detail::Waiters::Position position;
     const bool added = core_->addWaiter(
         *record,
         [signal] {
@@ -1078,11 +1099,10 @@ class JobTracker {
     });
   }
 
-  static void removeWaiter(Record& record,
-                           typename std::list<detail::UniqueFunction>::iterator position) {
+  static void removeWaiter(Record& record, detail::Waiters::Position position) {
     std::lock_guard lock(record.mutex);
     // Once the job has finished its waiters were taken away: nothing to remove.
-    if (!isTerminal(record.snapshot.status)) record.waiters.erase(position);
+    if (!isTerminal(record.snapshot.status)) record.waiters.remove(position);
   }
 
   template <class Handler>
@@ -1103,7 +1123,7 @@ class JobTracker {
       asio::strand<asio::any_io_executor> strand;
       asio::steady_timer timer;
       std::shared_ptr<Record> record;
-      typename std::list<detail::UniqueFunction>::iterator position;
+      detail::Waiters::Position position;
       bool waiting = false;
     };
     auto fallback = core->executor()->executor();
