@@ -97,12 +97,15 @@ TEST_CASE("threads blocked on many futures each wake for their own", "[future][w
 
   std::atomic<int> woken{0};
   std::atomic<int> wrong{0};
+  // Each future is fulfilled only once its waiter is about to block on it.
+  std::vector<std::atomic<bool>> aboutToWait(count);
   std::vector<std::thread> waiters;
   for (int t = 0; t < threads; ++t) {
     waiters.emplace_back([&, t] {
-      // In the producer's order, so that the threads are often asleep on
-      // futures about to complete, several at a time.
+      // In the producer's order, so that several threads are asleep at once
+      // on futures about to complete.
       for (int i = t; i < count; i += threads) {
+        aboutToWait[i] = true;
         if (i % 2 == 0) {
           futures[i].wait();
         } else if (!futures[i].waitFor(60s)) {
@@ -123,7 +126,10 @@ TEST_CASE("threads blocked on many futures each wake for their own", "[future][w
     }
   });
 
-  for (int i = 0; i < count; ++i) promises[i].setValue(i);
+  for (int i = 0; i < count; ++i) {
+    while (!aboutToWait[i]) std::this_thread::yield();
+    promises[i].setValue(i);
+  }
   for (auto& waiter : waiters) waiter.join();
   producing = false;
   bystander.join();

@@ -160,7 +160,8 @@ class CoroutineState final : public SharedState<T> {
     return static_cast<ExecutorCore&>(*this->scheduler());
   }
 
-  // Declared first, so that it fits in SharedState's tail padding.
+  // Declared first: where SharedState<T> ends in padding (T = void, bool...)
+  // it takes no room of its own.
   std::uint8_t strand;  // the number of the core's strand it runs on
   asio::cancellation_signal signal;
   LiveLink live;
@@ -243,12 +244,16 @@ Future<TaskValue<F>> launch(const std::shared_ptr<ExecutorCore>& core, F&& f, bo
     core->countSubmitted();
     // The cancellation signal is emitted on the coroutine's strand:
     // emitting from the cancelling thread would race with the coroutine.
-    // The hook lives in the state, so it must not own it.
+    // Neither the hook (it lives in the state) nor the posted emission (it
+    // may wait in a stopped pool, and the state owns the pool's executor)
+    // owns the state: a state already gone has no coroutine left to signal.
     state->setCancelHook([rawCore, rawState = state.get()] {
       rawCore->countCancelled(*rawState);
-      auto self = std::static_pointer_cast<CoroutineState<T>>(rawState->shared_from_this());
-      rawCore->postToCoroutineStrand(rawState->strand, [self = std::move(self)] {
-        self->signal.emit(asio::cancellation_type::all);
+      std::weak_ptr<StateBase> weak = rawState->weak_from_this();
+      rawCore->postToCoroutineStrand(rawState->strand, [weak = std::move(weak)] {
+        if (auto self = weak.lock()) {
+          static_cast<CoroutineState<T>&>(*self).signal.emit(asio::cancellation_type::all);
+        }
       });
     });
     // The completion handler keeps the state, and so the signal its slot

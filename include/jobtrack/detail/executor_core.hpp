@@ -154,10 +154,10 @@ class ExecutorCore final : public Scheduler {
   /// a fixed set of strands, handed out in turn, instead of allocating one
   /// each: a strand only has to keep a coroutine from running concurrently
   /// with its own cancellation, and coroutines never block, so sharing
-  /// costs little. The strands are made on first use and the executor drops
-  /// its own at shutdown, once it has cancelled the running coroutines (a
-  /// strand must not outlive the execution context, which may be the
-  /// caller's); a running coroutine holds its strand until it ends.
+  /// costs little. The strands are made on first use. A running coroutine
+  /// holds its strand until it ends; the executor keeps the set until its
+  /// own pool goes, or, on a caller's context, until shutdown returns (a
+  /// strand must not outlive its execution context).
   [[nodiscard]] std::optional<CoroutineStrand> coroutineStrand() {
     std::lock_guard lock(liveMutex_);
     if (liveClosed_) return std::nullopt;
@@ -166,9 +166,9 @@ class ExecutorCore final : public Scheduler {
     return CoroutineStrand{strands_[number], number};
   }
 
-  /// Posts `fn` to coroutine strand `number`. After shutdown has dropped the
-  /// strands `fn` is destroyed instead: by then every coroutine was
-  /// cancelled, so there is nothing left for it to reach.
+  /// Posts `fn` to coroutine strand `number`. Once a shutdown on a caller's
+  /// context has dropped the strands, `fn` is not run: shutdown cancelled
+  /// the coroutines before.
   template <class Fn>
   void postToCoroutineStrand(std::uint8_t number, Fn&& fn) {
     std::optional<asio::any_io_executor> strand;
@@ -222,8 +222,9 @@ class ExecutorCore final : public Scheduler {
     return std::nullopt;
   }
   void removeShutdownHook(HookHandle handle) {
+    std::list<std::function<void()>> removed;  // destroyed after the unlock
     std::lock_guard lock(liveMutex_);
-    if (!liveClosed_) hooks_.erase(handle);
+    if (!liveClosed_) removed.splice(removed.end(), hooks_, handle);
   }
 
   // Leaf-task bookkeeping (see TaskPhase).
@@ -293,24 +294,28 @@ class ExecutorCore final : public Scheduler {
     }
     std::vector<std::shared_ptr<StateBase>> live;
     std::list<std::function<void()>> hooks;
-    std::vector<asio::any_io_executor> strands;
     {
-      std::lock_guard lock(liveMutex_);
+      std::unique_lock lock(liveMutex_);
       liveClosed_ = true;
+      hooks.swap(hooks_);
       // A state whose destructor is waiting for this lock to unlink itself
       // can no longer be locked: it is skipped.
       for (auto* link = live_.next; link != &live_; link = link->next) {
-        if (auto state = link->state->weak_from_this().lock()) live.push_back(std::move(state));
+        std::shared_ptr<StateBase> state = link->state->weak_from_this().lock();
+        if (!state) continue;
+        try {
+          live.push_back(std::move(state));
+        } catch (...) {
+          // Dropping what may be the last reference unlinks the state,
+          // which takes this lock: release it first.
+          lock.unlock();
+          state.reset();
+          throw;
+        }
       }
-      hooks.swap(hooks_);
     }
-    // Cancelling a coroutine posts to its strand: the strands go after.
     for (auto& state : live) state->cancel();
     live.clear();
-    {
-      std::lock_guard lock(liveMutex_);
-      strands.swap(strands_);
-    }
     for (auto& hook : hooks) hook();
 
     const auto deadline = std::chrono::steady_clock::now() + shutdownTimeout_;
@@ -331,6 +336,13 @@ class ExecutorCore final : public Scheduler {
       }
       joiner.join();
       pool_->destroyPendingWork();
+    } else {
+      // The caller's context may go once we return, and a strand must not
+      // outlive its context. (Our own pool's strands stay until the pool
+      // goes, so that a cancel racing with shutdown still reaches them.)
+      std::vector<asio::any_io_executor> strands;
+      std::lock_guard lock(liveMutex_);
+      strands.swap(strands_);
     }
     lastShutdown_ = result;
     return result;

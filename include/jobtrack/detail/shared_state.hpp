@@ -37,15 +37,17 @@ class Scheduler {
 /// these, picked by address, instead of carrying a condition variable each:
 /// most futures are never waited on, and a tracked job keeps its future's
 /// state for as long as it is in flight.
-struct WaitPlace {
+struct alignas(64) WaitPlace {
   std::mutex mutex;
   std::condition_variable wakeUp;
 };
 
 inline WaitPlace& waitPlaceFor(const void* state) noexcept {
   static constexpr std::size_t count = 64;
-  static WaitPlace places[count];
-  // States are at least 64-byte blocks: the low bits carry no information.
+  // Never destroyed: a detached thread may still wait or complete a future
+  // after static destruction began.
+  static WaitPlace* const places = new WaitPlace[count];
+  // Blocks are 16-byte aligned and hundreds of bytes long: skip the low bits.
   const auto address = reinterpret_cast<std::uintptr_t>(state);
   return places[(address >> 6 ^ address >> 12) % count];
 }
@@ -69,26 +71,18 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   [[nodiscard]] bool isReady() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   void wait() const {
-    if (!registerWaiter()) return;
-    auto& place = waitPlaceFor(this);
-    {
-      std::unique_lock lock(place.mutex);
-      place.wakeUp.wait(lock, [this] { return isReady(); });
-    }
-    unregisterWaiter();
+    WaitPlace* place = registerWaiter();
+    if (!place) return;
+    std::unique_lock lock(place->mutex);
+    place->wakeUp.wait(lock, [this] { return isReady(); });
   }
 
   template <class Clock, class Duration>
   bool waitUntil(const std::chrono::time_point<Clock, Duration>& deadline) const {
-    if (!registerWaiter()) return true;
-    auto& place = waitPlaceFor(this);
-    bool ready = false;
-    {
-      std::unique_lock lock(place.mutex);
-      ready = place.wakeUp.wait_until(lock, deadline, [this] { return isReady(); });
-    }
-    unregisterWaiter();
-    return ready;
+    WaitPlace* place = registerWaiter();
+    if (!place) return true;
+    std::unique_lock lock(place->mutex);
+    return place->wakeUp.wait_until(lock, deadline, [this] { return isReady(); });
   }
 
   /// Completes the state with CancelledError unless it is complete already,
@@ -99,7 +93,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
     UniqueFunction hook;
     UniqueFunction continuation;
     UniqueFunction started;
-    bool wake = false;
+    WaitPlace* place = nullptr;
     {
       std::lock_guard lock(mutex_);
       if (ready_.load(std::memory_order_relaxed)) return false;
@@ -110,9 +104,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
       hook = std::move(cancelHook_);
       continuation = std::move(continuation_);
       started = std::move(startedCallback_);
-      wake = waiters_ != 0;
+      place = waitPlace_;
     }
-    if (wake) wakeWaiters();
+    if (place) wakeWaiters(*place);
     if (stop.stop_possible()) stop.request_stop();
     if (hook) hook();
     if (continuation) schedule(std::move(continuation));
@@ -210,7 +204,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
     UniqueFunction continuation;
     UniqueFunction hook;
     UniqueFunction started;
-    bool wake = false;
+    WaitPlace* place = nullptr;
     {
       std::lock_guard lock(mutex_);
       if (ready_.load(std::memory_order_relaxed)) return false;
@@ -219,9 +213,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
       continuation = std::move(continuation_);
       hook = std::move(cancelHook_);
       started = std::move(startedCallback_);
-      wake = waiters_ != 0;
+      place = waitPlace_;
     }
-    if (wake) wakeWaiters();
+    if (place) wakeWaiters(*place);
     if (continuation) schedule(std::move(continuation));
     return true;
   }
@@ -237,28 +231,24 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   std::exception_ptr error_;
 
  private:
-  /// Counts a thread about to block; false if the state is ready already.
-  /// Registering under the state's lock, where completion also looks, means
-  /// a completion either sees the waiter or is seen by it.
-  bool registerWaiter() const {
-    if (isReady()) return false;
+  /// Where a thread about to block must sleep; null if the state is ready
+  /// already. Recorded in the state, under the lock where completion looks
+  /// for it: a completion either sees the place and wakes it, or is seen.
+  /// (Recorded rather than recomputed, so that code built into another
+  /// shared library, with a table of its own, wakes the same place.)
+  WaitPlace* registerWaiter() const {
+    if (isReady()) return nullptr;
     std::lock_guard lock(mutex_);
-    if (ready_.load(std::memory_order_relaxed)) return false;
-    ++waiters_;
-    return true;
-  }
-
-  void unregisterWaiter() const {
-    std::lock_guard lock(mutex_);
-    --waiters_;
+    if (ready_.load(std::memory_order_relaxed)) return nullptr;
+    if (!waitPlace_) waitPlace_ = &waitPlaceFor(this);
+    return waitPlace_;
   }
 
   /// Wakes the threads blocked on this state (and any others sharing its
   /// wait place, which recheck and sleep again). Taking the place's lock
   /// first means a registered waiter is either still before its readiness
   /// check or already asleep.
-  void wakeWaiters() const {
-    auto& place = waitPlaceFor(this);
+  static void wakeWaiters(WaitPlace& place) {
     { std::lock_guard lock(place.mutex); }
     place.wakeUp.notify_all();
   }
@@ -269,7 +259,8 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   std::atomic<bool> started_{false};
   bool cancelled_ = false;
   std::atomic<std::uint8_t> taskPhase_{0};
-  mutable std::uint32_t waiters_ = 0;        // threads blocked in wait(); guarded by mutex_
+  // Where blocked threads sleep, once one has blocked; guarded by mutex_.
+  mutable WaitPlace* waitPlace_ = nullptr;
   std::stop_source stop_{std::nostopstate};  // made on first use
   UniqueFunction continuation_;
   UniqueFunction cancelHook_;
