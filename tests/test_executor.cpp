@@ -1347,6 +1347,29 @@ TEST_CASE("shutdown with work in flight completes every future without hanging",
   REQUIRE(stats.running == 0);
 }
 
+TEST_CASE("a coroutine cancelled while the executor shuts down still gets the signal",
+          "[executor][shutdown][coroutine]") {
+  // The cancel's signal is posted to the coroutine's strand: shutdown must
+  // not drop the strand under it, or the coroutine would wait out its hour
+  // and shutdown its whole timeout. Repeated, since it is a race.
+  for (int round = 0; round < 20; ++round) {
+    AsyncExecutor exec(smallPools(1));
+    auto suspended = std::make_shared<Event>();
+    auto sawCancel = std::make_shared<std::atomic<bool>>(false);
+    auto coroutine = exec.executeAsync([=]() -> asio::awaitable<void> {
+      suspended->set();
+      co_await waitAnHour(sawCancel);
+    });
+    REQUIRE(suspended->waitFor());
+    std::thread canceller([&coroutine] { coroutine.cancel(); });
+    const auto report = exec.shutdown();
+    canceller.join();
+    REQUIRE(report.coreDrained);
+    REQUIRE(*sawCancel);
+    REQUIRE_THROWS_AS(coroutine.get(), CancelledError);
+  }
+}
+
 TEST_CASE("a task ignoring its stop token is abandoned at shutdown and finishes later safely",
           "[executor][shutdown][lifetime]") {
   auto exec =
