@@ -1156,14 +1156,16 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
           "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
-  std::atomic<int> stdThrows{0};
-  std::atomic<int> otherThrows{0};
-  auto throwsStd = tracker.subscribe([&](const Snapshot&) {
-    ++stdThrows;
+  // Each subscriber is delivered to on its own: the recorder may see every
+  // event before a throwing one has run at all, so they are waited for.
+  Latch stdThrew;
+  Latch otherThrew;
+  auto throwsStd = tracker.subscribe([stdThrew](const Snapshot&) {
+    stdThrew.countDown();
     throw std::runtime_error("subscriber");
   });
-  auto throwsInt = tracker.subscribe([&](const Snapshot&) {
-    ++otherThrows;
+  auto throwsInt = tracker.subscribe([otherThrew](const Snapshot&) {
+    otherThrew.countDown();
     throw 1;
   });
   Recorder recorder;
@@ -1182,8 +1184,8 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
   const auto last = tracker.submit("last", [&] { return executor.executeAsync([] { return 0; }); });
   REQUIRE(recorder.waitForTerminals(jobs + 1));
   CHECK(tracker.wait(last, bound)->status == JobStatus::Completed);
-  CHECK(stdThrows.load() > 0);
-  CHECK(otherThrows.load() > 0);
+  CHECK(stdThrew.waitFor());
+  CHECK(otherThrew.waitFor());
 }
 
 TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers",

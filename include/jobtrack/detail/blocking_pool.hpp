@@ -89,6 +89,11 @@ class BlockingPool {
     {
       std::unique_lock lock(shared_->mutex);
       shared_->workerExited.wait_for(lock, timeout, [this] { return shared_->liveWorkers == 0; });
+      // Past the deadline only a worker inside a task can be stuck: an idle
+      // one is on its way out (perhaps not yet scheduled, on a busy machine)
+      // and is waited for, not reported.
+      shared_->workerExited.wait(lock,
+                                 [this] { return shared_->liveWorkers == shared_->busyWorkers; });
       stuck = shared_->liveWorkers;
     }
     for (std::size_t i = 0; i < threads_.size(); ++i) {
@@ -122,8 +127,9 @@ class BlockingPool {
     std::vector<std::shared_ptr<StateBase>> running;
     std::vector<bool> exited;
     std::size_t liveWorkers = 0;
-    std::size_t sleeping = 0;  // workers waiting on workAvailable
-    std::size_t spinning = 0;  // workers polling queuedHint before they sleep
+    std::size_t busyWorkers = 0;  // workers inside a task
+    std::size_t sleeping = 0;     // workers waiting on workAvailable
+    std::size_t spinning = 0;     // workers polling queuedHint before they sleep
     bool stopping = false;
     // queue.size(), readable without the lock (written under it).
     std::atomic<std::size_t> queuedHint{0};
@@ -171,6 +177,7 @@ class BlockingPool {
       shared->queue.pop_front();
       shared->queuedHint.store(shared->queue.size(), std::memory_order_relaxed);
       shared->running[index] = std::move(task.state);
+      ++shared->busyWorkers;
       // post() skips the wake-up while a worker spins; that worker takes one
       // task only, so more queued work must wake a sleeper now.
       const bool wakeAnother =
@@ -182,6 +189,7 @@ class BlockingPool {
       task = {};
       lock.lock();
       finished = std::move(shared->running[index]);
+      --shared->busyWorkers;
     }
     lock.unlock();
     finished.reset();

@@ -52,6 +52,11 @@ inline WaitPlace& waitPlaceFor(const void* state) noexcept {
   return places[(address >> 6 ^ address >> 12) % count];
 }
 
+/// The cancel hook and the started callback: their captures (a weak or two,
+/// a couple of pointers) are smaller than a continuation's, and every state
+/// carries one of each.
+using SmallFunction = BasicUniqueFunction<32>;
+
 /// What a state stores for T: void results are stored as std::monostate.
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
@@ -90,9 +95,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   /// cancel to whatever produces this state). Returns whether this call won.
   bool cancel() {
     std::stop_source stop(std::nostopstate);
-    UniqueFunction hook;
+    SmallFunction hook;
     UniqueFunction continuation;
-    UniqueFunction started;
+    SmallFunction started;
     WaitPlace* place = nullptr;
     {
       std::lock_guard lock(mutex_);
@@ -140,7 +145,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   /// Installs what a cancel must also do (cancel the upstream stage, signal
   /// a coroutine). If the state was already cancelled, runs it at once: a
   /// cancel is never lost because a stage was attached late.
-  void setCancelHook(UniqueFunction hook) {
+  void setCancelHook(SmallFunction hook) {
     {
       std::lock_guard lock(mutex_);
       if (!ready_.load(std::memory_order_relaxed)) {
@@ -166,7 +171,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
 
   /// Calls `callback` once the work behind this state first runs on a thread
   /// (at once if it already has). Not called for work that never started.
-  void onStarted(UniqueFunction callback) {
+  void onStarted(SmallFunction callback) {
     {
       std::lock_guard lock(mutex_);
       if (!started_.load(std::memory_order_relaxed)) {
@@ -181,7 +186,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   /// Records that the work began running; the first call notifies.
   void markStarted() {
     if (started_.exchange(true, std::memory_order_acq_rel)) return;
-    UniqueFunction callback;
+    SmallFunction callback;
     {
       std::lock_guard lock(mutex_);
       callback = std::move(startedCallback_);
@@ -202,8 +207,8 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   template <class Store>
   bool complete(Store&& store) {
     UniqueFunction continuation;
-    UniqueFunction hook;
-    UniqueFunction started;
+    SmallFunction hook;
+    SmallFunction started;
     WaitPlace* place = nullptr;
     {
       std::lock_guard lock(mutex_);
@@ -263,8 +268,8 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   mutable WaitPlace* waitPlace_ = nullptr;
   std::stop_source stop_{std::nostopstate};  // made on first use
   UniqueFunction continuation_;
-  UniqueFunction cancelHook_;
-  UniqueFunction startedCallback_;
+  SmallFunction cancelHook_;
+  SmallFunction startedCallback_;
 };
 
 /// The shared state of a Future<T>/Promise<T>.

@@ -13,20 +13,21 @@ namespace jobtrack::detail {
 /// A move-only `void()` callable (C++23's std::move_only_function is not
 /// available in C++20): continuations capture move-only handlers and values.
 ///
-/// Callables of up to `inlineSize` bytes that move without throwing are kept
+/// Callables of up to `InlineSize` bytes that move without throwing are kept
 /// inline, so the usual capture (a few pointers, a shared_ptr or two) costs
 /// no allocation: a tracked job creates several of these. Larger ones live
 /// in recycled storage: they are often freed on another thread.
-class UniqueFunction {
+template <std::size_t InlineSize>
+class BasicUniqueFunction {
  public:
-  static constexpr std::size_t inlineSize = 48;
+  static constexpr std::size_t inlineSize = InlineSize;
 
-  UniqueFunction() noexcept = default;
+  BasicUniqueFunction() noexcept = default;
 
   template <class F>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, UniqueFunction> &&
+    requires(!std::is_same_v<std::remove_cvref_t<F>, BasicUniqueFunction> &&
              std::is_invocable_v<std::remove_cvref_t<F>&>)
-  UniqueFunction(F&& f) {  // NOLINT(google-explicit-constructor): a function wrapper
+  BasicUniqueFunction(F&& f) {  // NOLINT(google-explicit-constructor): a function wrapper
     using Fn = std::remove_cvref_t<F>;
     if constexpr (fitsInline<Fn>()) {
       ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
@@ -45,9 +46,9 @@ class UniqueFunction {
     }
   }
 
-  UniqueFunction(UniqueFunction&& other) noexcept { moveFrom(other); }
+  BasicUniqueFunction(BasicUniqueFunction&& other) noexcept { moveFrom(other); }
 
-  UniqueFunction& operator=(UniqueFunction&& other) noexcept {
+  BasicUniqueFunction& operator=(BasicUniqueFunction&& other) noexcept {
     if (this != &other) {
       reset();
       moveFrom(other);
@@ -55,10 +56,10 @@ class UniqueFunction {
     return *this;
   }
 
-  UniqueFunction(const UniqueFunction&) = delete;
-  UniqueFunction& operator=(const UniqueFunction&) = delete;
+  BasicUniqueFunction(const BasicUniqueFunction&) = delete;
+  BasicUniqueFunction& operator=(const BasicUniqueFunction&) = delete;
 
-  ~UniqueFunction() { reset(); }
+  ~BasicUniqueFunction() { reset(); }
 
   explicit operator bool() const noexcept { return ops_ != nullptr; }
   void operator()() { ops_->call(storage_); }
@@ -100,7 +101,7 @@ class UniqueFunction {
       },
   };
 
-  void moveFrom(UniqueFunction& other) noexcept {
+  void moveFrom(BasicUniqueFunction& other) noexcept {
     if (!other.ops_) return;
     other.ops_->relocate(other.storage_, storage_);
     ops_ = std::exchange(other.ops_, nullptr);
@@ -113,5 +114,8 @@ class UniqueFunction {
   alignas(void*) unsigned char storage_[inlineSize];
   const Ops* ops_ = nullptr;
 };
+
+/// The usual size: room for the tracker's largest continuation capture.
+using UniqueFunction = BasicUniqueFunction<48>;
 
 }  // namespace jobtrack::detail
