@@ -1156,22 +1156,24 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
           "[tracker][subscribe]") {
   AsyncExecutor executor(smallPools());
   Tracker tracker(executor);
+  constexpr int jobs = 10;
   // Each subscriber is delivered to on its own: the recorder may see every
   // event before a throwing one has run at all, so they are waited for.
-  Latch stdThrew;
-  Latch otherThrew;
-  auto throwsStd = tracker.subscribe([stdThrew](const Snapshot&) {
-    stdThrew.countDown();
+  // Every job's terminal event (never one of those dropped for a slow
+  // subscriber) must reach them, the last one long after their first throw.
+  Latch stdTerminals(jobs + 1);
+  Latch otherTerminals(jobs + 1);
+  auto throwsStd = tracker.subscribe([stdTerminals](const Snapshot& s) {
+    if (isTerminal(s.status)) stdTerminals.countDown();
     throw std::runtime_error("subscriber");
   });
-  auto throwsInt = tracker.subscribe([otherThrew](const Snapshot&) {
-    otherThrew.countDown();
+  auto throwsInt = tracker.subscribe([otherTerminals](const Snapshot& s) {
+    if (isTerminal(s.status)) otherTerminals.countDown();
     throw 1;
   });
   Recorder recorder;
   auto records = tracker.subscribe([&recorder](const Snapshot& s) { recorder(s); });
 
-  constexpr int jobs = 10;
   std::vector<JobId> ids;
   for (int i = 0; i < jobs; ++i) {
     ids.push_back(
@@ -1184,8 +1186,8 @@ TEST_CASE("a throwing subscriber stops neither other subscribers nor the tracker
   const auto last = tracker.submit("last", [&] { return executor.executeAsync([] { return 0; }); });
   REQUIRE(recorder.waitForTerminals(jobs + 1));
   CHECK(tracker.wait(last, bound)->status == JobStatus::Completed);
-  CHECK(stdThrew.waitFor());
-  CHECK(otherThrew.waitFor());
+  CHECK(stdTerminals.waitFor());
+  CHECK(otherTerminals.waitFor());
 }
 
 TEST_CASE("a blocked subscriber stalls neither submit, get nor other subscribers",

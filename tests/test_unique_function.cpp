@@ -1,6 +1,7 @@
-// Tests for detail::UniqueFunction: small callables inline, large ones in
-// recycled storage (over-aligned and very large ones from the heap); each
-// callable is destroyed exactly once, and a throwing copy leaks nothing.
+// Tests for detail::UniqueFunction (48-byte inline buffer) and the states'
+// 32-byte SmallFunction: small callables inline, large ones in recycled
+// storage (over-aligned and very large ones from the heap); each callable is
+// destroyed exactly once, and a throwing copy leaks nothing.
 
 #include "jobtrack/detail/unique_function.hpp"
 
@@ -13,7 +14,9 @@
 #include <stdexcept>
 #include <utility>
 
+using jobtrack::detail::BasicUniqueFunction;
 using jobtrack::detail::UniqueFunction;
+using SmallFunction = BasicUniqueFunction<32>;
 
 namespace {
 
@@ -31,18 +34,18 @@ struct alignas(Align) Sized {
   }
 };
 
-template <class Fn>
+template <class Function, class Fn>
 void callsAndDestroysOnce() {
   auto alive = std::make_shared<int>(0);
   int calls = 0;
   {
-    UniqueFunction f(Fn{alive, &calls});
+    Function f(Fn{alive, &calls});
     CHECK(alive.use_count() == 2);
     f();
-    UniqueFunction moved(std::move(f));
+    Function moved(std::move(f));
     CHECK_FALSE(f);  // NOLINT(bugprone-use-after-move): moved-from is empty
     moved();
-    UniqueFunction assigned;
+    Function assigned;
     assigned = std::move(moved);
     assigned();
     CHECK(alive.use_count() == 2);
@@ -53,11 +56,26 @@ void callsAndDestroysOnce() {
 
 }  // namespace
 
+// Sized<8, alignof(void*)> is 32 bytes: inline in both. Sized<16, ...> is
+// 40: inline in UniqueFunction, recycled storage for SmallFunction.
+static_assert(sizeof(Sized<8, alignof(void*)>) == 32);
+static_assert(sizeof(Sized<16, alignof(void*)>) == 40);
+
 TEST_CASE("UniqueFunction runs and destroys small and large callables exactly once") {
-  SECTION("inline") { callsAndDestroysOnce<Sized<8>>(); }
-  SECTION("larger than the inline buffer: recycled storage") { callsAndDestroysOnce<Sized<128>>(); }
-  SECTION("over-aligned") { callsAndDestroysOnce<Sized<8, 64>>(); }
-  SECTION("larger than any cached block") { callsAndDestroysOnce<Sized<4096>>(); }
+  SECTION("inline") { callsAndDestroysOnce<UniqueFunction, Sized<16, alignof(void*)>>(); }
+  SECTION("larger than the inline buffer: recycled storage") {
+    callsAndDestroysOnce<UniqueFunction, Sized<128>>();
+  }
+  SECTION("over-aligned") { callsAndDestroysOnce<UniqueFunction, Sized<8, 64>>(); }
+  SECTION("larger than any cached block") { callsAndDestroysOnce<UniqueFunction, Sized<4096>>(); }
+}
+
+TEST_CASE("SmallFunction keeps 32 bytes inline and moves larger callables out") {
+  SECTION("inline") { callsAndDestroysOnce<SmallFunction, Sized<8, alignof(void*)>>(); }
+  SECTION("just over the inline buffer: recycled storage") {
+    callsAndDestroysOnce<SmallFunction, Sized<16, alignof(void*)>>();
+  }
+  SECTION("over-aligned") { callsAndDestroysOnce<SmallFunction, Sized<8, 64>>(); }
 }
 
 TEST_CASE("A UniqueFunction whose callable throws while copied leaks nothing") {

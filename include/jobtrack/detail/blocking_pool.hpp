@@ -63,7 +63,8 @@ class BlockingPool {
   }
 
   /// Stops taking work, cancels queued and running tasks, and waits up to
-  /// `timeout` for the workers. Returns how many workers were still busy
+  /// `timeout` for the workers busy in a task (idle ones are always waited
+  /// for: they are on their way out). Returns how many were still busy
   /// (stuck in work that ignores its stop token) and were detached.
   std::size_t shutdown(std::chrono::milliseconds timeout) {
     RingQueue<Task> drained;
@@ -92,8 +93,9 @@ class BlockingPool {
       // Past the deadline only a worker inside a task can be stuck: an idle
       // one is on its way out (perhaps not yet scheduled, on a busy machine)
       // and is waited for, not reported.
-      shared_->workerExited.wait(lock,
-                                 [this] { return shared_->liveWorkers == shared_->busyWorkers; });
+      shared_->workerExited.wait(lock, [this] {
+        return shared_->liveWorkers == shared_->busyWorkers.load(std::memory_order_relaxed);
+      });
       stuck = shared_->liveWorkers;
     }
     for (std::size_t i = 0; i < threads_.size(); ++i) {
@@ -127,9 +129,12 @@ class BlockingPool {
     std::vector<std::shared_ptr<StateBase>> running;
     std::vector<bool> exited;
     std::size_t liveWorkers = 0;
-    std::size_t busyWorkers = 0;  // workers inside a task
-    std::size_t sleeping = 0;     // workers waiting on workAvailable
-    std::size_t spinning = 0;     // workers polling queuedHint before they sleep
+    // Workers inside a task, or releasing what their last one left (user
+    // code too: a result's destructor). Decremented without the lock: that
+    // only ever makes shutdown's "only busy workers left" false.
+    std::atomic<std::size_t> busyWorkers{0};
+    std::size_t sleeping = 0;  // workers waiting on workAvailable
+    std::size_t spinning = 0;  // workers polling queuedHint before they sleep
     bool stopping = false;
     // queue.size(), readable without the lock (written under it).
     std::atomic<std::size_t> queuedHint{0};
@@ -155,6 +160,12 @@ class BlockingPool {
     // worker detached at shutdown it may be the executor's last owner,
     // whose destructor locks this mutex.
     std::shared_ptr<StateBase> finished;
+    bool busy = false;  // counted in busyWorkers
+    const auto idle = [&] {
+      finished.reset();
+      if (busy) shared->busyWorkers.fetch_sub(1, std::memory_order_relaxed);
+      busy = false;
+    };
     std::unique_lock lock(shared->mutex);
     for (;;) {
       if (shared->queue.empty()) {
@@ -162,7 +173,7 @@ class BlockingPool {
         const bool spin = shared->spinning == 0;
         if (spin) ++shared->spinning;
         lock.unlock();
-        finished.reset();
+        idle();
         if (spin) spinForWork(*shared);
         lock.lock();
         if (spin) --shared->spinning;
@@ -177,7 +188,8 @@ class BlockingPool {
       shared->queue.pop_front();
       shared->queuedHint.store(shared->queue.size(), std::memory_order_relaxed);
       shared->running[index] = std::move(task.state);
-      ++shared->busyWorkers;
+      if (!busy) shared->busyWorkers.fetch_add(1, std::memory_order_relaxed);
+      busy = true;
       // post() skips the wake-up while a worker spins; that worker takes one
       // task only, so more queued work must wake a sleeper now.
       const bool wakeAnother =
@@ -189,10 +201,9 @@ class BlockingPool {
       task = {};
       lock.lock();
       finished = std::move(shared->running[index]);
-      --shared->busyWorkers;
     }
     lock.unlock();
-    finished.reset();
+    idle();
     lock.lock();
     shared->exited[index] = true;
     --shared->liveWorkers;
