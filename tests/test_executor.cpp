@@ -29,6 +29,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1917,42 +1918,50 @@ TEST_CASE("executeAny stops the losers before the winner's value is delivered",
           "[executor][any][cancel]") {
   AsyncExecutor exec(smallPools());
   auto running = std::make_shared<Countdown>(2);
-  auto stopRequested = std::make_shared<std::atomic<int>>(0);
-  auto loser = [=](std::stop_token stop) {
-    // Counted by whichever thread requests the stop, when it requests it.
-    std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
-    running->countDown();
-    waitForStop(stop);
-    return 0;
+  // The losers' tokens, read when the value is delivered. (Not a stop
+  // callback: request_stop() may wake waitForStop's own callback first, and
+  // a loser that returns at once unregisters a callback not yet invoked.)
+  auto tokens = std::make_shared<std::array<std::stop_token, 2>>();
+  auto loser = [=](int index) {
+    return [=](std::stop_token stop) {
+      (*tokens)[static_cast<std::size_t>(index)] = stop;
+      running->countDown();
+      waitForStop(stop);
+      return 0;
+    };
   };
-  auto race = exec.executeAny([running] { return running->waitFor() ? 1 : -1; }, loser, loser);
+  auto race =
+      exec.executeAny([running] { return running->waitFor() ? 1 : -1; }, loser(0), loser(1));
   // Runs as soon as the value is delivered: both stops were requested by then.
-  auto seen = std::move(race).then(
-      [stopRequested](int value) { return std::make_pair(value, stopRequested->load()); });
-  REQUIRE(seen.get() == std::make_pair(1, 2));
+  auto seen = std::move(race).then([tokens](int value) {
+    return std::make_pair(value, (*tokens)[0].stop_requested() && (*tokens)[1].stop_requested());
+  });
+  REQUIRE(seen.get() == std::make_pair(1, true));
 }
 
 TEST_CASE("executeAll cancels the siblings before the first failure is delivered",
           "[executor][all][cancel]") {
   AsyncExecutor exec(smallPools());
   auto running = std::make_shared<Countdown>(1);
-  auto stopRequested = std::make_shared<std::atomic<int>>(0);
+  // The sibling's token, read when the failure is delivered (see above for
+  // why not a stop callback).
+  auto token = std::make_shared<std::stop_token>();
   auto all = exec.executeAll(
       [=](std::stop_token stop) {
-        std::stop_callback onStop(stop, [stopRequested] { ++*stopRequested; });
+        *token = stop;
         running->countDown();
         waitForStop(stop);
         return 0;
       },
       [running]() -> int { throw CustomError{running->waitFor() ? 9 : -1}; });
-  auto seen = std::move(all).recover([stopRequested](auto ready) {
+  auto seen = std::move(all).recover([token](auto ready) {
     int code = 0;
     try {
       (void)ready.get();
     } catch (const CustomError& error) {
       code = error.code;
     }
-    return std::make_pair(code, stopRequested->load());
+    return std::make_pair(code, token->stop_requested());
   });
-  REQUIRE(seen.get() == std::make_pair(9, 1));
+  REQUIRE(seen.get() == std::make_pair(9, true));
 }
